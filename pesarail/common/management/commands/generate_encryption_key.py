@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.fernet import Fernet
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Print a new Fernet key; put it first in PESARAIL_ENCRYPTION_KEYS to rotate."
+    requires_system_checks: list[str] = []
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.stdout.write(Fernet.generate_key().decode())

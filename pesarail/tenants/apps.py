@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class TenantsConfig(AppConfig):
+    name = "pesarail.tenants"
+    label = "tenants"
+    verbose_name = "Merchants"
