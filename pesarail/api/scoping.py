@@ -45,11 +45,13 @@ def scope_queryset(
     merchant_lookup: str = "merchant",
     customer_lookup: str | None = None,
 ) -> QuerySet[Any]:
-    queryset = queryset.filter(**{merchant_lookup: principal.merchant})
+    # Compare by primary key: a model instance compared with a string pk would be str()-ed.
+    queryset = queryset.filter(**{merchant_lookup: principal.merchant.pk})
     if principal.is_customer:
         if customer_lookup is None:
             return queryset.none()
-        queryset = queryset.filter(**{customer_lookup: principal.customer})
+        assert principal.customer is not None
+        queryset = queryset.filter(**{customer_lookup: principal.customer.pk})
     return queryset
 
 
