@@ -12,6 +12,14 @@ from django.http import HttpRequest, HttpResponse
 from pesarail.common import metrics
 from pesarail.common.ids import new_id
 
+_REGEX_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+
+
+def canonical_route(route: str) -> str:
+    """Router regexes (``^customers/(?P<pk>[^/.]+)/$``) -> ``customers/<pk>/``."""
+    return _REGEX_GROUP.sub(r"<\1>", route).replace("^", "").replace("$", "")
+
+
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9_\-.]{8,64}$")
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -31,10 +39,9 @@ class RequestIdMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        try:
-            response = self.get_response(request)
-        finally:
-            structlog.contextvars.clear_contextvars()
+        # Not cleared on the way out: Django logs 4xx/5xx after the middleware chain
+        # returns, and those lines should carry the id too. The next request clears it.
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         if not request.path.startswith(("/metrics", "/healthz", "/static/")):
             self.log.info(
@@ -58,7 +65,8 @@ class MetricsMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
-        route = "/" + match.route if match is not None and match.route else "unmatched"
+        route = "/" + canonical_route(match.route) if match is not None and match.route else (
+            "unmatched")
         metrics.observe_request(
             route=route,
             method=request.method or "",

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "pesarail.common",
     "pesarail.api",
     "pesarail.tenants",
+    "pesarail.ledger",
+    "pesarail.wallets",
 ]
 
 MIDDLEWARE = [

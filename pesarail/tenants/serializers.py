@@ -32,7 +32,10 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
         r"^[A-Za-z0-9_.@+\-]{1,150}$", max_length=150,
         error_messages={"invalid": "Use 1-150 letters, digits and _ . @ + - only."},
     )
-    metadata = serializers.DictField(required=False, child=serializers.JSONField())
+    metadata = serializers.DictField(
+        required=False, child=serializers.CharField(max_length=500, allow_blank=True),
+        help_text="Up to 50 string key/value pairs for your own use.",
+    )
     has_password = serializers.SerializerMethodField()
 
     class Meta:
@@ -56,6 +59,8 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > 50:
             raise serializers.ValidationError("At most 50 keys.")
+        if any(not 1 <= len(key) <= 40 for key in value):
+            raise serializers.ValidationError("Keys must be 1-40 characters.")
         return value
 
 

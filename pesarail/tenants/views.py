@@ -9,7 +9,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from pesarail.api.permissions import IsMerchant, IsMerchantOrCustomer, principal_of
 from pesarail.api.scoping import ScopedQuerysetMixin
 from pesarail.api.throttling import LoginRateThrottle
+from pesarail.api.views import StrictQueryParamsMixin
 from pesarail.tenants import services
 from pesarail.tenants.models import ApiKey, Customer, CustomerToken
 from pesarail.tenants.serializers import (
@@ -31,7 +32,7 @@ from pesarail.tenants.serializers import (
 )
 
 
-class MerchantMeView(APIView):
+class MerchantMeView(StrictQueryParamsMixin, APIView):
     permission_classes = [IsMerchantOrCustomer]
 
     @extend_schema(responses=MerchantSerializer, operation_id="merchants_me")
@@ -51,7 +52,8 @@ class CustomerFilter(filters.FilterSet):
         fields = ["username", "phone_number", "external_reference"]
 
 
-class CustomerViewSet(ScopedQuerysetMixin, mixins.CreateModelMixin, mixins.ListModelMixin,
+class CustomerViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin, mixins.CreateModelMixin,
+                      mixins.ListModelMixin,
                       mixins.RetrieveModelMixin, viewsets.GenericViewSet[Customer]):
     """Customers of the authenticated merchant. A customer token sees only itself."""
 
@@ -70,7 +72,8 @@ class CustomerViewSet(ScopedQuerysetMixin, mixins.CreateModelMixin, mixins.ListM
         serializer.instance = services.create_customer(self.principal.merchant, **data)
 
 
-class ApiKeyViewSet(ScopedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class ApiKeyViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin, mixins.ListModelMixin,
+                    mixins.RetrieveModelMixin,
                     viewsets.GenericViewSet[ApiKey]):
     """The merchant's secret keys. The secret is returned once, at creation."""
 
@@ -96,7 +99,13 @@ class ApiKeyViewSet(ScopedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveM
 
 
 
-class CustomerTokenView(APIView):
+class InvalidLogin(APIException):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = "Unknown merchant, username or password."
+    default_code = "invalid_credentials"
+
+
+class CustomerTokenView(StrictQueryParamsMixin, APIView):
     """Customer login: merchant id + username + password -> a customer token."""
 
     authentication_classes: list[Any] = []
@@ -108,10 +117,10 @@ class CustomerTokenView(APIView):
     def post(self, request: Request) -> Response:
         incoming = CustomerLoginSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        result = services.login_customer(**incoming.validated_data)
+        data = incoming.validated_data
+        result = services.login_customer(data["merchant"], data["username"], data["password"])
         if result is None:
-            raise AuthenticationFailed("Unknown merchant, username or password.",
-                                       code="invalid_credentials")
+            raise InvalidLogin()
         customer, secret = result
         token = CustomerToken.objects.get(digest=services.digest(secret))
         body = CustomerTokenSerializer(
@@ -121,7 +130,7 @@ class CustomerTokenView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class CustomerTokenRevokeView(APIView):
+class CustomerTokenRevokeView(StrictQueryParamsMixin, APIView):
     """Log out: revoke the customer token used for this request."""
 
     permission_classes = [IsMerchantOrCustomer]

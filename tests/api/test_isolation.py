@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 from collections.abc import Callable
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from pesarail.common.middleware import canonical_route
+from pesarail.tenants import services
 from tests.factories import CustomerFactory, Tenant
 from tests.isolation import CASES, EXEMPT_ROUTES, IsolationCase
-from pesarail.tenants import services
 
 # Modules that register isolation cases. Every new API module adds itself here.
 CASE_MODULES = [
@@ -23,16 +23,10 @@ for _module in CASE_MODULES:
     importlib.import_module(_module)
 
 
-def _canonical(route: str) -> str:
-    """Router regexes (``^customers/(?P<pk>[^/.]+)/$``) -> ``customers/<pk>/``."""
-    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"<\1>", route)
-    return route.replace("^", "").replace("$", "")
-
-
 def _routes(resolver: URLResolver, prefix: str = "") -> list[str]:
     out: list[str] = []
     for pattern in resolver.url_patterns:
-        route = prefix + _canonical(str(pattern.pattern))
+        route = prefix + canonical_route(str(pattern.pattern))
         if isinstance(pattern, URLResolver):
             out.extend(_routes(pattern, route))
         elif isinstance(pattern, URLPattern):
