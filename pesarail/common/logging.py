@@ -49,6 +49,8 @@ _PHONE_PATTERN = re.compile(r"(?<![\d])(\+?(?:254|251|255|256)\d{9}|0[17]\d{8})(
 def _mask(value: str) -> str:
     from pesarail.common.phone import mask_phone
 
+    if "***" in value:  # already masked (records pass through redaction twice)
+        return value
     return mask_phone(value)
 
 
@@ -95,7 +97,31 @@ def redact_processor(
     return {k: (redact(v) if k == "event" else redact(v, k)) for k, v in event_dict.items()}
 
 
-def configure_logging(level: str | None = None, json: bool | None = None) -> None:
+def _redacting_record_factory(base: Any) -> Any:
+    """Wrap the LogRecord factory so every record is scrubbed when it is created, before
+    any handler (ours, a test harness's or an operator's extra one) can see it."""
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record: logging.LogRecord = base(*args, **kwargs)
+        try:
+            if isinstance(record.msg, dict):
+                record.msg = redact_processor(None, "", dict(record.msg))
+            elif record.args:
+                record.msg = _scrub_text(record.getMessage())
+                record.args = ()
+            elif isinstance(record.msg, str):
+                record.msg = _scrub_text(record.msg)
+        except Exception:  # never let redaction break logging; fail closed
+            record.msg, record.args = REDACTED, ()
+        return record
+
+    factory._pesarail_redacting = True  # type: ignore[attr-defined]
+    return factory
+
+
+def configure_logging(
+    level: str | None = None, json: bool | None = None, stream: Any = None
+) -> None:
     from django.conf import settings
 
     level = level or getattr(settings, "LOG_LEVEL", "INFO")
@@ -127,7 +153,8 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
                 }
             },
             "handlers": {
-                "console": {"class": "logging.StreamHandler", "formatter": "structured"}
+                "console": {"class": "logging.StreamHandler", "formatter": "structured",
+                            **({"stream": stream} if stream is not None else {})}
             },
             "root": {"handlers": ["console"], "level": level},
             "loggers": {
@@ -137,11 +164,15 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
             },
         }
     )
+    current = logging.getLogRecordFactory()
+    if not getattr(current, "_pesarail_redacting", False):
+        logging.setLogRecordFactory(_redacting_record_factory(current))
     structlog.configure(
         processors=[
             *shared,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
+            redact_processor,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
