@@ -50,7 +50,7 @@ test-postgres: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pesarail} $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pesarail tests bench
+	$(VENV)/bin/ruff check pesarail tests $$(test -d bench && echo bench)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy pesarail/common pesarail/ledger pesarail/payments pesarail/tenants
