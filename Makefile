@@ -53,7 +53,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check pesarail tests $$(test -d bench && echo bench)
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy pesarail/common pesarail/ledger pesarail/payments pesarail/tenants
+	$(VENV)/bin/mypy $$(for d in common api tenants ledger wallets providers payments; do test -d pesarail/$$d && echo pesarail/$$d; done)
 
 schemathesis: $(STAMP)
 	$(VENV)/bin/pytest -q tests/api/test_schemathesis.py

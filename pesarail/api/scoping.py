@@ -19,7 +19,7 @@ from pesarail.api.permissions import principal_of
 
 
 class ScopedQuerysetMixin:
-    queryset: ClassVar[QuerySet[Any] | None] = None
+    queryset: QuerySet[Any] | None = None
     merchant_lookup: ClassVar[str] = "merchant"
     customer_lookup: ClassVar[str | None] = None
     request: Any

@@ -16,7 +16,6 @@ class StrictQueryParamsMixin:
     """Refuse query parameters the operation does not document."""
 
     extra_query_params: ClassVar[tuple[str, ...]] = ()
-    action: str | None
 
     def allowed_query_params(self, request: Request) -> set[str]:
         allowed = set(self.extra_query_params)

@@ -9,7 +9,7 @@ from pesarail.common.ids import IdFactory
 ID_LENGTH = 32
 
 
-def id_field(prefix: str) -> models.CharField:  # type: ignore[type-arg]
+def id_field(prefix: str) -> models.CharField:  # type: ignore[type-arg,unused-ignore]
     return models.CharField(
         primary_key=True, max_length=ID_LENGTH, default=IdFactory(prefix), editable=False
     )

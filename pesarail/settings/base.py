@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "pesarail.tenants",
     "pesarail.ledger",
     "pesarail.wallets",
+    "pesarail.providers",
 ]
 
 MIDDLEWARE = [

@@ -28,6 +28,6 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"principal": "100000/min", "login": "100000/min"},
 }
-STATIC_ROOT = None  # static files come from the app finders in tests
+STATIC_ROOT = None  # type: ignore[assignment]  # static files come from the app finders in tests
 LOG_JSON = True
 LOG_LEVEL = "WARNING"

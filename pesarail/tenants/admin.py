@@ -17,19 +17,19 @@ from pesarail.tenants.models import ApiKey, Customer, Membership, Merchant, User
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin, ModelAdmin):  # type: ignore[type-arg]
+class UserAdmin(BaseUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
 
 
-class MembershipInline(TabularInline):  # type: ignore[type-arg]
+class MembershipInline(TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
-class ApiKeyInline(TabularInline):  # type: ignore[type-arg]
+class ApiKeyInline(TabularInline):
     model = ApiKey
     extra = 0
     can_delete = False
@@ -41,7 +41,7 @@ class ApiKeyInline(TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Merchant)
-class MerchantAdmin(ModelAdmin):  # type: ignore[type-arg]
+class MerchantAdmin(ModelAdmin):
     list_display = ["name", "id", "country", "default_currency", "is_active", "created_at"]
     list_filter = ["is_active", "country"]
     search_fields = ["name", "id"]
@@ -61,7 +61,7 @@ class MerchantAdmin(ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ModelAdmin):  # type: ignore[type-arg]
+class ApiKeyAdmin(ModelAdmin):
     list_display = ["prefix", "merchant", "name", "mode", "last_used_at", "revoked_at"]
     list_filter = ["mode"]
     search_fields = ["prefix", "merchant__name", "name"]
@@ -81,7 +81,7 @@ class ApiKeyAdmin(ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Customer)
-class CustomerAdmin(ModelAdmin):  # type: ignore[type-arg]
+class CustomerAdmin(ModelAdmin):
     list_display = ["username", "merchant", "name", "email", "phone_number", "is_active",
                     "created_at"]
     list_filter = ["is_active"]

@@ -88,7 +88,7 @@ class ApiKeyViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin, mixins.ListMode
         if incoming.validated_data["mode"] == "live" and not self.principal.livemode:
             raise PermissionDenied("A test key cannot create live keys.")
         new = services.create_api_key(self.principal.merchant, **incoming.validated_data)
-        data = NewApiKeySerializer({**ApiKeySerializer(new.key).data, "secret": new.secret}).data
+        data = {**ApiKeySerializer(new.key).data, "secret": new.secret}
         return Response(data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=ApiKeySerializer)

@@ -41,7 +41,7 @@ class Command(BaseCommand):
             "loglevel": settings.LOG_LEVEL.lower(),
         }
 
-        class _App(BaseApplication):  # type: ignore[misc]
+        class _App(BaseApplication):
             def load_config(self) -> None:
                 for key, value in config.items():
                     self.cfg.set(key, value)
