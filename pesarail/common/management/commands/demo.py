@@ -59,6 +59,7 @@ class Command(BaseCommand):
         home = Path(settings.PESARAIL_HOME)
         home.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
         state_file = home / "demo.json"
         merchant, api_key = ensure_demo_merchant(state_file)
 
@@ -72,7 +73,8 @@ class Command(BaseCommand):
         }
         exe = [sys.executable, "-m", "pesarail.cli"]
         processes: list[subprocess.Popen[bytes]] = [
-            subprocess.Popen([*exe, "serve",  # noqa: S603 (our own interpreter and args) "--host", host, "--port", str(port),
+            # S603: our own interpreter and fixed arguments.
+            subprocess.Popen([*exe, "serve", "--host", host, "--port", str(port),  # noqa: S603
                               "--workers", "2", "--threads", "8"], env=env),
         ]
         try:
