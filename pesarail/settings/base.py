@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "pesarail.common.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "pesarail.common.csp.AdminCspMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -107,8 +108,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # Content Security Policy (Django's built-in middleware). Strict by default: nothing
-# inline, nothing third party. The admin (unfold) gets a relaxed policy in its own
-# middleware-free view decorator, see pesarail.common.csp.
+# inline, nothing third party. The admin (unfold) gets a relaxed policy under /admin/
+# only, see pesarail.common.csp.
 from django.utils.csp import CSP  # noqa: E402
 
 SECURE_CSP = {
