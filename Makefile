@@ -20,7 +20,7 @@ PYTHON_BIN := $(shell $(find_python))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test test-sqlite test-postgres lint typecheck schemathesis clean
+.PHONY: help venv browser demo test test-sqlite test-postgres lint typecheck schemathesis clean
 
 help:
 	@echo "make demo    # create the environment, migrate, start web + worker + sandbox, print URLs and a demo key"
@@ -38,15 +38,26 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Browser tests drive Debian's Chromium (Playwright never downloads a browser).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "warning: chromium not found and cannot be installed here (need root + apt-get)" >&2; \
+	  fi; \
+	fi
+
 demo: $(STAMP)
 	$(VENV)/bin/pesarail demo --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 test-sqlite: test
 
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) browser
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pesarail} $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
