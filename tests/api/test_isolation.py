@@ -18,6 +18,7 @@ from tests.isolation import CASES, EXEMPT_ROUTES, IsolationCase
 # Modules that register isolation cases. Every new API module adds itself here.
 CASE_MODULES = [
     "tests.tenants.isolation_cases",
+    "tests.providers.isolation_cases",
 ]
 for _module in CASE_MODULES:
     importlib.import_module(_module)
