@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
+from pesarail.common.errors import Conflict
 from pesarail.ledger import selectors
 from pesarail.ledger import services as ledger
 from pesarail.ledger.audit import run_audit
 from pesarail.ledger.models import EntryKind, HoldState, Posting
 from pesarail.ledger.services import InsufficientFunds
-from pesarail.common.errors import Conflict
 from tests.factories import CustomerFactory, Tenant
 from tests.ledger.helpers import (
     available,
