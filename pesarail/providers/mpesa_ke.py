@@ -461,6 +461,9 @@ class DarajaProvider:
         )
 
     def _stk_auth(self) -> dict[str, Any]:
+        if not self.shortcode.isdigit() or not self._passkey:
+            raise ProviderAuthError("The account has no valid shortcode and passkey.",
+                                    provider=self.code, code="missing_config")
         timestamp = daraja_timestamp()
         return {
             "BusinessShortCode": int(self.shortcode),
