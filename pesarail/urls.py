@@ -15,6 +15,7 @@ from pesarail.common.views import healthz, metrics_view
 api_v1 = [
     path("", include("pesarail.tenants.urls")),
     path("", include("pesarail.providers.urls")),
+    path("", include("pesarail.wallets.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

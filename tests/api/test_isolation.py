@@ -19,6 +19,7 @@ from tests.isolation import CASES, EXEMPT_ROUTES, IsolationCase
 CASE_MODULES = [
     "tests.tenants.isolation_cases",
     "tests.providers.isolation_cases",
+    "tests.wallets.isolation_cases",
 ]
 for _module in CASE_MODULES:
     importlib.import_module(_module)
