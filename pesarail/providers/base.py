@@ -340,6 +340,12 @@ class PaymentProvider(Protocol):
         a network failure: those are ``ok=False`` with a clear message."""
         ...
 
+    def validate_charge(self, money: Money, phone_e164: str) -> None:
+        """Refuse, without any I/O, a charge this provider cannot take: raises
+        ``ValidationFailed`` (fields ``currency``, ``amount``, ``phone_number``).
+        ``start_charge`` runs the same checks first."""
+        ...
+
     def start_charge(self, request: ChargeRequest) -> ChargeStarted:
         """Start a charge. Raises ProviderError (refused), ProviderUnavailable (not sent),
         ProviderTimeout (unknown), or ValidationFailed for a request the provider cannot

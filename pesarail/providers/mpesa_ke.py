@@ -471,11 +471,16 @@ class DarajaProvider:
             "Timestamp": timestamp,
         }
 
+    def validate_charge(self, money: Money, phone_e164: str) -> None:
+        """Refuse, without any I/O, a charge M-Pesa cannot take (ValidationFailed)."""
+        self._whole_shillings(money)
+        self._msisdn(phone_e164)
+
     def _whole_shillings(self, money: Money) -> int:
         if money.currency not in self.currencies:
             raise ValidationFailed(
                 f"M-Pesa Kenya takes KES only; got {money.currency}.",
-                fields={"amount": ["Currency must be KES."]}, code="currency_not_supported",
+                fields={"currency": ["Must be KES."]}, code="currency_not_supported",
             )
         if not money.is_whole_major():
             raise ValidationFailed(
@@ -495,12 +500,13 @@ class DarajaProvider:
         try:
             msisdn = to_msisdn(phone_e164)
         except PhoneError as exc:
-            raise ValidationFailed(str(exc), fields={"phone": [str(exc)]},
+            raise ValidationFailed(str(exc), fields={"phone_number": [str(exc)]},
                                    code="invalid_phone") from exc
         if not _MSISDN_KE.fullmatch(msisdn):
             message = (f"M-Pesa Kenya needs a Kenyan mobile number (+2547... or +2541...); "
                        f"got {mask_phone(phone_e164)}.")
-            raise ValidationFailed(message, fields={"phone": [message]}, code="invalid_phone")
+            raise ValidationFailed(message, fields={"phone_number": [message]},
+                                   code="invalid_phone")
         return msisdn
 
     def start_charge(self, request: ChargeRequest) -> ChargeStarted:
