@@ -1,0 +1,12 @@
+"""S2: needs the payments app (issue in progress)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.run import Context, ScenarioReport
+
+
+def run(ctx: Context) -> ScenarioReport:
+    raise SystemExit("bench: S2 needs pesarail.payments (not landed yet)")
