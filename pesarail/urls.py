@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("pesarail.tenants.urls")),
     path("", include("pesarail.providers.urls")),
     path("", include("pesarail.wallets.urls")),
+    path("", include("pesarail.payments.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
@@ -24,6 +25,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
+    path("hooks/", include("pesarail.payments.hooks_urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "pesarail.ledger",
     "pesarail.wallets",
     "pesarail.providers",
+    "pesarail.payments",
 ]
 
 MIDDLEWARE = [

@@ -20,6 +20,7 @@ CASE_MODULES = [
     "tests.tenants.isolation_cases",
     "tests.providers.isolation_cases",
     "tests.wallets.isolation_cases",
+    "tests.payments.isolation_cases",
 ]
 for _module in CASE_MODULES:
     importlib.import_module(_module)
