@@ -34,8 +34,8 @@ SQLITE_TRIGGERS = (
     "ledger_posting_currency",
 )
 
-POSTGRES_INSTALL = [
-    """
+# One query per check: count, sum and currency mismatches of the entry's postings.
+POSTGRES_CHECK_FUNCTION = """
     CREATE OR REPLACE FUNCTION ledger_check_entry() RETURNS trigger
     LANGUAGE plpgsql AS $$
     DECLARE
@@ -49,20 +49,17 @@ POSTGRES_INSTALL = [
         ELSE
             target := NEW.id;
         END IF;
-        IF NOT EXISTS (SELECT 1 FROM ledger_journalentry WHERE id = target) THEN
-            RETURN NULL;
-        END IF;
-        SELECT count(*), coalesce(sum(amount), 0) INTO n, total
-            FROM ledger_posting WHERE entry_id = target;
+        SELECT count(*), coalesce(sum(p.amount), 0),
+               count(*) FILTER (WHERE p.currency <> a.currency OR p.currency <> e.currency)
+            INTO n, total, mismatched
+            FROM ledger_posting p
+            JOIN ledger_account a ON a.id = p.account_id
+            JOIN ledger_journalentry e ON e.id = p.entry_id
+            WHERE p.entry_id = target;
         IF n < 2 OR total <> 0 THEN
             RAISE EXCEPTION 'ledger: journal entry % is unbalanced (% postings summing to %)',
                 target, n, total USING ERRCODE = 'check_violation';
         END IF;
-        SELECT count(*) INTO mismatched
-            FROM ledger_posting p
-            JOIN ledger_account a ON a.id = p.account_id
-            JOIN ledger_journalentry e ON e.id = p.entry_id
-            WHERE p.entry_id = target AND (p.currency <> a.currency OR p.currency <> e.currency);
         IF mismatched > 0 THEN
             RAISE EXCEPTION 'ledger: journal entry % has postings in another currency than '
                 'their account or entry', target USING ERRCODE = 'check_violation';
@@ -70,7 +67,10 @@ POSTGRES_INSTALL = [
         RETURN NULL;
     END
     $$;
-    """,
+"""
+
+POSTGRES_INSTALL = [
+    POSTGRES_CHECK_FUNCTION,
     """
     CREATE CONSTRAINT TRIGGER ledger_posting_entry_balanced
         AFTER INSERT OR UPDATE OR DELETE ON ledger_posting
@@ -135,6 +135,12 @@ SQLITE_INSTALL = [
 ]
 
 SQLITE_UNINSTALL = [f"DROP TRIGGER IF EXISTS {name};" for name in SQLITE_TRIGGERS]
+
+
+def replace_check_function(schema_editor: Any) -> None:
+    """Migration 0003: the one-query version of ``ledger_check_entry()``."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(POSTGRES_CHECK_FUNCTION, params=None)
 
 
 def install(schema_editor: Any) -> None:

@@ -309,23 +309,22 @@ def hold(
     found = Hold.objects.filter(idempotency_key=key).first()
     if found is not None:
         return same(found)
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                new = Hold.objects.create(account_id=account.pk, currency=money.currency,
-                                          amount=money.minor, idempotency_key=key,
-                                          memo=memo[:255], cause_type=cause_type[:40],
-                                          cause_id=cause_id[:100])
-        except IntegrityError:
-            found = Hold.objects.filter(idempotency_key=key).first()
-            if found is None:
-                raise
-            return same(found)
-        locked = _lock([account.pk])[account.pk]
-        locked.held += money.minor
-        _check_funds([locked])
-        _save_accounts([locked])
-        _copy_back([locked], [account])
+    try:
+        with transaction.atomic():
+            new = Hold.objects.create(account_id=account.pk, currency=money.currency,
+                                      amount=money.minor, idempotency_key=key,
+                                      memo=memo[:255], cause_type=cause_type[:40],
+                                      cause_id=cause_id[:100])
+            locked = _lock([account.pk])[account.pk]
+            locked.held += money.minor
+            _check_funds([locked])
+            _save_accounts([locked])
+    except IntegrityError:
+        found = Hold.objects.filter(idempotency_key=key).first()
+        if found is None:
+            raise
+        return same(found)
+    _copy_back([locked], [account])
     return new
 
 
@@ -480,34 +479,35 @@ def _write(entry: JournalEntry, legs: Sequence[Leg], *, on_locked: _OnLocked | N
     existing = _existing(entry)
     if existing is not None:
         return _same_or_conflict(existing, entry, legs)
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                entry.save(force_insert=True)
-        except IntegrityError:
-            # A concurrent writer claimed the key (our INSERT waited for it to commit).
-            existing = _existing(entry)
-            if existing is None:
-                raise
-            return _same_or_conflict(existing, entry, legs)
-        accounts = _lock(leg.account.pk for leg in legs)
-        if on_locked is not None:
-            on_locked(accounts, entry)
-        now = timezone.now()
-        postings = []
-        for leg in legs:
-            account = accounts[leg.account.pk]
-            account.balance += leg.amount
-            account.version += 1
-            postings.append(Posting(
-                entry=entry, account_id=account.pk, currency=entry.currency,
-                amount=leg.amount, balance_after=account.balance, sequence=account.version,
-                created_at=now,
-            ))
-        touched = list(accounts.values())
-        _check_funds(touched)
-        Posting.objects.bulk_create(postings)
-        _save_accounts(touched)
+    try:
+        # Nested in a caller's transaction this is a savepoint, so either way a failure
+        # rolls back exactly this entry.
+        with transaction.atomic():
+            entry.save(force_insert=True)  # claims the key (waits for a concurrent claim)
+            accounts = _lock(leg.account.pk for leg in legs)
+            if on_locked is not None:
+                on_locked(accounts, entry)
+            now = timezone.now()
+            postings = []
+            for leg in legs:
+                account = accounts[leg.account.pk]
+                account.balance += leg.amount
+                account.version += 1
+                postings.append(Posting(
+                    entry=entry, account_id=account.pk, currency=entry.currency,
+                    amount=leg.amount, balance_after=account.balance,
+                    sequence=account.version, created_at=now,
+                ))
+            touched = list(accounts.values())
+            _check_funds(touched)
+            Posting.objects.bulk_create(postings)
+            _save_accounts(touched)
+    except IntegrityError:
+        # A concurrent writer claimed the key first: answer with its entry.
+        existing = _existing(entry)
+        if existing is None:
+            raise
+        return _same_or_conflict(existing, entry, legs)
     _copy_back(touched, [leg.account for leg in legs])
     return entry
 
@@ -531,12 +531,12 @@ def _check_funds(accounts: Iterable[Account]) -> None:
 
 
 def _save_accounts(accounts: Iterable[Account]) -> None:
+    """One UPDATE for every touched (and locked) account."""
+    rows = list(accounts)
     now = timezone.now()
-    for account in accounts:
-        Account.objects.filter(pk=account.pk).update(
-            balance=account.balance, held=account.held, version=account.version,
-            updated_at=now,
-        )
+    for account in rows:
+        account.updated_at = now
+    Account.objects.bulk_update(rows, ["balance", "held", "version", "updated_at"])
 
 
 def _copy_back(fresh: Iterable[Account], stale: Iterable[Account]) -> None:

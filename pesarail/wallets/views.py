@@ -211,11 +211,11 @@ class WalletViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin, mixins.ListMode
             )
             fresh = _find_wallet(self.get_queryset(), wallet.pk)
             body = {
-                "id": entry.pk, "wallet": WalletSerializer(fresh).data,
+                "id": entry.pk, "wallet": fresh,
                 "amount": money.to_decimal_string(), "amount_minor": money.minor,
                 "currency": money.currency, "description": entry.memo,
                 "reference": entry.cause_id,
-                "transaction": TransactionSerializer(_posting_on(entry, fresh)).data,
+                "transaction": _posting_on(entry, fresh),
                 "created_at": entry.created_at,
             }
             return Response(PaymentSerializer(body).data, status=status.HTTP_201_CREATED)
@@ -314,7 +314,7 @@ class TransferView(StrictQueryParamsMixin, ScopedQuerysetMixin, APIView):
                 "id": entry.pk, "from_wallet": source.pk, "to_wallet": destination.pk,
                 "amount": money.to_decimal_string(), "amount_minor": money.minor,
                 "currency": money.currency, "description": entry.memo,
-                "transaction": TransactionSerializer(_posting_on(entry, source)).data,
+                "transaction": _posting_on(entry, source),
                 "created_at": entry.created_at,
             }
             return Response(TransferSerializer(body).data, status=status.HTTP_201_CREATED)

@@ -17,7 +17,7 @@ from pesarail.ledger.services import InsufficientFunds
 
 # PostgreSQL is shared (max_connections 100): a bounded pool of threads, all released at
 # once by a barrier so the calls really overlap.
-WORKERS = 24
+WORKERS = 16
 
 
 @dataclass

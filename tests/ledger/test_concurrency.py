@@ -6,6 +6,7 @@ ends with ``pesarail audit-ledger`` passing on what was committed.
 
 from __future__ import annotations
 
+import copy
 import random
 from io import StringIO
 
@@ -39,11 +40,12 @@ def assert_audit_passes() -> None:
 def test_200_debits_against_100_units(postgres_only: None, tenant: Tenant) -> None:
     """The wallet holds exactly 100 x KES 1.00; 200 debits of 1.00 race for it."""
     topup(tenant.customer, "100.00", "fund")
-    wallet_id = wallet_account(tenant.customer).pk
+    loaded = wallet_account(tenant.customer)
+    wallet_id = loaded.pk
 
     def debit(n: int) -> JournalEntry:
-        source = Account.objects.get(pk=wallet_id)
-        return ledger.pay_merchant(source=source, money=kes("1.00"),
+        # A private copy per call: the service locks and re-reads the row anyway.
+        return ledger.pay_merchant(source=copy.copy(loaded), money=kes("1.00"),
                                    idempotency_key=f"debit-{n}")
 
     outcome = run_concurrently([lambda n=n: debit(n) for n in range(200)])
@@ -69,12 +71,12 @@ def test_500_transfers_both_ways_never_deadlock(postgres_only: None, tenant: Ten
     other = CustomerFactory(merchant=tenant.merchant)
     topup(tenant.customer, "1000.00", "fund-a")
     topup(other, "1000.00", "fund-b")
-    a, b = wallet_account(tenant.customer).pk, wallet_account(other).pk
+    loaded = {w.pk: w for w in (wallet_account(tenant.customer), wallet_account(other))}
+    a, b = list(loaded)
 
     def move(n: int, source_id: str, destination_id: str) -> JournalEntry:
-        source, destination = (Account.objects.get(pk=source_id),
-                               Account.objects.get(pk=destination_id))
-        return ledger.transfer(source=source, destination=destination,
+        return ledger.transfer(source=copy.copy(loaded[source_id]),
+                               destination=copy.copy(loaded[destination_id]),
                                money=kes("1.00"), idempotency_key=f"move-{n}")
 
     directions = [(a, b)] * 250 + [(b, a)] * 250

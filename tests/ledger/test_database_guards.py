@@ -97,39 +97,35 @@ def _fire_deferred() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_unbalanced_entry_fails_at_commit(postgres_only: None, tenant: Tenant) -> None:
+def test_deferred_trigger_checks_every_entry_at_commit(postgres_only: None,
+                                                       tenant: Tenant) -> None:
+    """Real commits (one transactional test: each costs a database flush)."""
     clearing = clearing_account(tenant.merchant.pk)
     settlement = settlement_account(tenant.merchant.pk)
+
+    # Unbalanced: every statement succeeds; the deferred trigger refuses the COMMIT.
     with pytest.raises(IntegrityError, match="unbalanced"), transaction.atomic():
         _insert_entry("je_unbalanced", tenant.merchant.pk)
         _insert_posting("pst_u1", "je_unbalanced", clearing, -500, 1)
         _insert_posting("pst_u2", "je_unbalanced", settlement, 499, 1)
-        # Every statement succeeded; the deferred trigger refuses the COMMIT.
-    assert not JournalEntry.objects.filter(pk="je_unbalanced").exists()
-    assert not Posting.objects.exists()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_entry_with_a_single_posting_fails_at_commit(postgres_only: None,
-                                                     tenant: Tenant) -> None:
-    clearing = clearing_account(tenant.merchant.pk)
+    # A single posting, or none at all.
     with pytest.raises(IntegrityError, match="unbalanced"), transaction.atomic():
         _insert_entry("je_single", tenant.merchant.pk)
         _insert_posting("pst_s1", "je_single", clearing, -500, 1)
     with pytest.raises(IntegrityError, match="unbalanced"), transaction.atomic():
         _insert_entry("je_empty", tenant.merchant.pk)
-    assert not JournalEntry.objects.exists()
+    assert not JournalEntry.objects.exists() and not Posting.objects.exists()
 
-
-@pytest.mark.django_db(transaction=True)
-def test_balanced_raw_entry_commits(postgres_only: None, tenant: Tenant) -> None:
-    """The trigger is not in the way of a correct entry."""
-    clearing = clearing_account(tenant.merchant.pk)
-    settlement = settlement_account(tenant.merchant.pk)
+    # A balanced entry commits: the trigger is not in the way of correct writes.
     with transaction.atomic():
         _insert_entry("je_ok", tenant.merchant.pk)
         _insert_posting("pst_ok1", "je_ok", clearing, -500, 1)
         _insert_posting("pst_ok2", "je_ok", settlement, 500, 1)
+    assert Posting.objects.filter(entry_id="je_ok").count() == 2
+
+    # Adding a posting to a committed entry unbalances it: refused too.
+    with pytest.raises(IntegrityError, match="unbalanced"), transaction.atomic():
+        _insert_posting("pst_ok3", "je_ok", settlement, 1, 2)
     assert Posting.objects.filter(entry_id="je_ok").count() == 2
 
 

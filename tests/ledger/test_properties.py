@@ -169,10 +169,11 @@ def _run(ops: list[tuple[Any, ...]]) -> None:
             entry_id, _, call = model.entries[op[1] % len(model.entries)]
             assert call().pk == entry_id  # same key: same entry, nothing moves
 
-        for account in accounts:
-            account.refresh_from_db()
-            assert account.balance == model.balance.get(account.pk, 0), (step, op)
-            assert account.held == model.held.get(account.pk, 0), (step, op)
+        stored = {pk: (balance, held) for pk, balance, held in Account.objects.filter(
+            pk__in=model.allow_negative).values_list("pk", "balance", "held")}
+        expected = {pk: (model.balance.get(pk, 0), model.held.get(pk, 0))
+                    for pk in model.allow_negative}
+        assert stored == expected, (step, op)
 
     assert sum(Account.objects.values_list("balance", flat=True)) == 0
     report = run_audit()
@@ -184,7 +185,7 @@ def _run(ops: list[tuple[Any, ...]]) -> None:
 
 
 @pytest.mark.django_db
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=st.lists(OPERATION, min_size=1, max_size=30))
 def test_random_operations_keep_every_invariant(ops: list[tuple[Any, ...]]) -> None:
