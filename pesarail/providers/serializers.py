@@ -39,6 +39,15 @@ CONFIG_HELP = (
     + ". On update, given keys merge into the stored config and `null` removes one "
     "(its default applies)."
 )
+class StrictBooleanField(serializers.BooleanField):
+    """JSON ``true``/``false`` only (DRF would also take 0, "yes", "on"...)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 BASE_URL_HELP = "Required for environment `custom` (e.g. a simulator); otherwise omit."
 
 
@@ -92,7 +101,7 @@ class _Writable(serializers.Serializer[Any]):
         child=serializers.CharField(allow_null=True, allow_blank=True, trim_whitespace=False),
         write_only=True, help_text=CREDENTIALS_HELP,
     )
-    is_default = serializers.BooleanField(
+    is_default = StrictBooleanField(
         help_text="Use this account for new payments with this provider (one per merchant "
         "and provider); setting it unsets the previous default."
     )
@@ -110,7 +119,7 @@ class ProviderAccountCreateSerializer(_Writable):
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         write_only=True, help_text=CREDENTIALS_HELP,
     )
-    is_default = serializers.BooleanField(
+    is_default = StrictBooleanField(
         required=False, allow_null=True, default=None,
         help_text="Default: true when the merchant has no default account for this "
         "provider yet.",
@@ -118,7 +127,7 @@ class ProviderAccountCreateSerializer(_Writable):
 
 
 class ProviderAccountUpdateSerializer(_Writable):
-    is_active = serializers.BooleanField(help_text="false stops using the account.")
+    is_active = StrictBooleanField(help_text="false stops using the account.")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

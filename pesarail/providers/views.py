@@ -6,7 +6,13 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -15,6 +21,7 @@ from rest_framework.response import Response
 
 from pesarail.api.permissions import IsMerchant
 from pesarail.api.scoping import ScopedQuerysetMixin
+from pesarail.api.views import StrictQueryParamsMixin
 from pesarail.providers import services
 from pesarail.providers.models import Environment, ProviderAccount
 from pesarail.providers.serializers import (
@@ -38,11 +45,17 @@ CREATE_EXAMPLE = OpenApiExample(
 )
 
 
+def _boolean_filter(help_text: str) -> filters.TypedChoiceFilter:
+    """``true`` or ``false`` exactly; anything else is a 400 (not silently ignored)."""
+    return filters.TypedChoiceFilter(choices=[("true", "true"), ("false", "false")],
+                                     coerce=lambda value: value == "true", help_text=help_text)
+
+
 class ProviderAccountFilter(filters.FilterSet):
-    provider = filters.CharFilter()
+    provider = filters.CharFilter(help_text="Provider code, e.g. mpesa_ke.")
     environment = filters.ChoiceFilter(choices=Environment.choices)
-    is_active = filters.BooleanFilter()
-    is_default = filters.BooleanFilter()
+    is_active = _boolean_filter("Only active (true) or deactivated (false) accounts.")
+    is_default = _boolean_filter("Only default (true) or other (false) accounts.")
 
     class Meta:
         model = ProviderAccount
@@ -50,10 +63,15 @@ class ProviderAccountFilter(filters.FilterSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List provider accounts"),
+    list=extend_schema(summary="List provider accounts", parameters=[
+        OpenApiParameter("is_active", OpenApiTypes.BOOL,
+                         description="Only active (true) or deactivated (false) accounts."),
+        OpenApiParameter("is_default", OpenApiTypes.BOOL,
+                         description="Only default (true) or other (false) accounts."),
+    ]),
     retrieve=extend_schema(summary="Retrieve a provider account"),
 )
-class ProviderAccountViewSet(ScopedQuerysetMixin, mixins.ListModelMixin,
+class ProviderAccountViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin, mixins.ListModelMixin,
                              mixins.RetrieveModelMixin, viewsets.GenericViewSet[ProviderAccount]):
     """The merchant's credentials for payment providers. Credentials are write-only;
     a test key cannot change production accounts (a changed shortcode would redirect

@@ -322,3 +322,13 @@ def test_provider_account_str_and_callback_url_follow_settings(
     with override_settings(PESARAIL_BASE_URL="https://gw.example/"):
         assert account.callback_url.startswith("https://gw.example/hooks/mpesa_ke/")
     assert "mpesa_ke" in str(account)
+
+
+def test_strict_query_parameters_and_booleans(merchant_client: APIClient) -> None:
+    _create(merchant_client)
+    assert merchant_client.get(URL, {"is_defualt": "true"}).status_code == 400  # typo
+    assert merchant_client.get(URL, {"is_default": "null"}).status_code == 400
+    assert len(merchant_client.get(URL, {"is_default": "true"}).json()["results"]) == 1
+    assert merchant_client.get(URL, {"is_default": "false"}).json()["results"] == []
+    fields = _errors(merchant_client.post(URL, _body(is_default=0), format="json"))
+    assert "is_default" in fields
