@@ -26,6 +26,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("hooks/", include("pesarail.payments.hooks_urls")),
+    path("sandbox/phone/", include("pesarail.sandbox_phone.urls")),
     path("admin/", admin.site.urls),
 ]
 

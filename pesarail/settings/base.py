@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "pesarail.wallets",
     "pesarail.providers",
     "pesarail.payments",
+    "pesarail.checkout",
+    "pesarail.sandbox_phone",
 ]
 
 MIDDLEWARE = [
