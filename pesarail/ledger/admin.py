@@ -13,6 +13,8 @@ from pesarail.ledger.models import Account, Hold, JournalEntry, Posting
 
 
 class ReadOnlyMixin:
+    """No add/change/delete permission (so no bulk delete action either)."""
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -21,9 +23,6 @@ class ReadOnlyMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        return {}
 
 
 class PostingInline(ReadOnlyMixin, TabularInline):

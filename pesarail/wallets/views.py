@@ -115,11 +115,11 @@ FORMAT_PARAMETER = OpenApiParameter(
 )
 
 
-class WalletViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin, mixins.ListModelMixin,  # type: ignore[misc]
+class WalletViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin, mixins.ListModelMixin,
                     mixins.RetrieveModelMixin, viewsets.GenericViewSet[Wallet]):
     """Customer wallets: one per customer and currency, created on demand."""
 
-    queryset = Wallet.objects.select_related("account")  # type: ignore[misc]
+    queryset = Wallet.objects.select_related("account")
     serializer_class = WalletSerializer
     permission_classes = [IsMerchantOrCustomer]
     customer_lookup = "customer"
