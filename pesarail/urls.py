@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("pesarail.providers.urls")),
     path("", include("pesarail.wallets.urls")),
     path("", include("pesarail.payments.urls")),
+    path("", include("pesarail.checkout.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
@@ -26,6 +27,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("hooks/", include("pesarail.payments.hooks_urls")),
+    path("pay/", include("pesarail.checkout.web_urls")),
     path("sandbox/phone/", include("pesarail.sandbox_phone.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -21,6 +21,7 @@ CASE_MODULES = [
     "tests.providers.isolation_cases",
     "tests.wallets.isolation_cases",
     "tests.payments.isolation_cases",
+    "tests.checkout.isolation_cases",
 ]
 for _module in CASE_MODULES:
     importlib.import_module(_module)
