@@ -66,7 +66,7 @@ class Inbound:
     headers: Mapping[str, str]
     body: bytes
     source_ip: str | None
-    attempt_hint: str | None = None  # ``?attempt=`` of the callback URL we gave
+    attempt_hint: str | None = None  # the attempt id in the callback URL we gave
 
 
 @dataclass(frozen=True)
@@ -231,24 +231,21 @@ def _adopt(account: ProviderAccount, event: ProviderEvent,
     """Match a result whose reference we never learned (the push timed out, or its
     answer has not been recorded yet) and record the reference on the attempt.
 
-    First by the ``?attempt=`` hint in the callback URL we gave the provider; else, for
-    a push that timed out, by phone: the per-phone throttle allows one open prompt per
-    phone and account, so (phone, account) names at most one such attempt. The phone
-    comes from the callback (success) or, for Daraja, from the subscriber digits that
-    end every CheckoutRequestID. Only attempts whose push may have reached the provider
-    qualify; confirmation by query (when on) still applies afterwards."""
+    First by the attempt id in the callback URL we gave the provider; else, for a push
+    that timed out, by the payer's phone in a success callback: the per-phone throttle
+    allows one open prompt per phone and account, so (phone, account) names at most one
+    such attempt. Only attempts whose push may have reached the provider qualify;
+    confirmation by query (when on) and the amount check still apply afterwards."""
     unmatched = PaymentAttempt.objects.filter(
         provider_account=account, checkout_request_id__isnull=True,
         push_outcome__in=(PushOutcome.NOT_SENT, PushOutcome.TIMEOUT),
         state__in=(AttemptState.CREATED, AttemptState.UNKNOWN, AttemptState.EXPIRED))
     candidate = unmatched.filter(pk=attempt_hint).first() if attempt_hint else None
-    if candidate is None:
-        phone = event.phone_e164 or _phone_from_reference(account, event.provider_reference)
-        if phone:
-            candidate = (unmatched
-                         .filter(push_outcome=PushOutcome.TIMEOUT, phone=phone,
-                                 requested_at__gte=timezone.now() - ADOPT_WINDOW)
-                         .order_by("-requested_at").first())
+    if candidate is None and event.phone_e164:
+        candidate = (unmatched
+                     .filter(push_outcome=PushOutcome.TIMEOUT, phone=event.phone_e164,
+                             requested_at__gte=timezone.now() - ADOPT_WINDOW)
+                     .order_by("-requested_at").first())
     if candidate is None:
         return None
     try:
@@ -272,12 +269,6 @@ def _adopt(account: ProviderAccount, event: ProviderEvent,
                             data={"checkout_request_id": event.provider_reference})
     log.info("callback_adopted_attempt", attempt_id=candidate.pk)
     return candidate
-
-
-def _phone_from_reference(account: ProviderAccount, reference: str) -> str | None:
-    if account.provider != "mpesa_ke" or len(reference) < 9 or not reference[-9:].isdigit():
-        return None
-    return "+254" + reference[-9:]
 
 
 def _enqueue_reconcile(attempt_id: str) -> None:

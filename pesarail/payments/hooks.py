@@ -10,8 +10,9 @@ from pesarail.payments import callbacks
 
 
 @csrf_exempt
-def provider_callback(request: HttpRequest, provider: str, token: str) -> JsonResponse:
-    """``POST /hooks/<provider>/<token>/``: a provider's result for a payment."""
+def provider_callback(request: HttpRequest, provider: str, token: str,
+                      attempt: str | None = None) -> JsonResponse:
+    """``POST /hooks/<provider>/<token>/[<attempt>/]``: a provider's result."""
     if request.method != "POST":
         response = JsonResponse(
             error_body(405, "Callbacks are POST only.",
@@ -22,7 +23,7 @@ def provider_callback(request: HttpRequest, provider: str, token: str) -> JsonRe
         provider=provider, token=token, method=request.method,
         headers=dict(request.headers), body=request.body,
         source_ip=request.META.get("REMOTE_ADDR") or None,
-        attempt_hint=(request.GET.get("attempt") or "")[:40] or None,
+        attempt_hint=(attempt or "")[:40] or None,
     )
     answer = callbacks.handle(inbound)
     return JsonResponse(answer.body, status=answer.status)

@@ -213,9 +213,9 @@ def send_push(attempt_id: str) -> None:
         intent_id=intent.pk, attempt_id=attempt.pk, money=intent.money,
         phone_e164=intent.phone, reference=intent.reference or intent.pk,
         description=intent.description or ("Top-up" if intent.wallet_id else "Payment"),
-        # The attempt id in the URL lets a callback be matched even when the push timed
-        # out before the provider told us its reference.
-        callback_url=f"{account.callback_url}?attempt={attempt.pk}",
+        # The attempt id in the URL's path lets a callback be matched even when the push
+        # timed out before the provider told us its reference.
+        callback_url=f"{account.callback_url.rstrip('/')}/{attempt.pk}/",
     )
     try:
         started = gateway.adapter_for(account).start_charge(request)

@@ -236,3 +236,41 @@ class _Null:
 
     def flush(self) -> None:
         pass
+
+
+def test_push_timeout_result_matched_by_phone_without_the_attempt_in_the_url(
+        env: Env, settings: Any) -> None:
+    """A success callback to the account's plain URL (no attempt id) for a push that
+    timed out is matched by the payer's phone (one open prompt per phone)."""
+    settings.PESARAIL_STK_PUSH_TIMEOUT_SECONDS = 0.5
+    env.sandbox.configure(push_fault="timeout", timeout_hold_seconds=2, lose_callbacks=True,
+                          auto_answer_seconds=0.2)
+    body = env.create(PHONES["success"]).json()
+    assert body["attempts"][0]["state"] == "unknown"
+    entries = env.sandbox.sim.wait_for_callbacks(1, timeout=5)
+    assert entries[0]["url"].endswith(f"/{body['attempts'][0]['id']}/")
+    response = env.server.http.post(env.account.callback_url, json=entries[0]["payload"])
+    assert response.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+    assert env.intent(body["id"]).status == "succeeded"
+
+
+def test_attempt_id_in_the_url_cannot_reach_another_accounts_attempt(
+        env: Env, make_daraja_account: Any) -> None:
+    """The attempt id only narrows the search inside the token's own account."""
+    from tests.factories import make_tenant
+
+    env.sandbox.configure(lose_callbacks=True)
+    body = env.create(PHONES["success"]).json()
+    checkout = body["provider_references"]["checkout_request_id"]
+    env.sandbox.wait_until_answered(checkout)
+    payload = env.sandbox.sim.callbacks(checkout)[0]["payload"]
+    with env.server.db():
+        intruder = make_daraja_account(merchant=make_tenant("Mallory").merchant)
+    url = f"{intruder.callback_url}{body['attempts'][0]['id']}/"
+    response = env.server.http.post(url, json=payload)
+    assert response.json() == {"ResultCode": 1, "ResultDesc": "Rejected"}
+    with env.server.db():
+        record = CallbackRecord.objects.get()
+        assert (record.status, record.reason_code) == (CallbackStatus.REJECTED,
+                                                       "unknown_checkout")
+    assert env.intent(body["id"]).status == "processing"
