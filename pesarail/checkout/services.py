@@ -32,7 +32,7 @@ from pesarail.common.money import Money
 from pesarail.common.phone import PhoneError, mask_phone, national_format, normalize_phone
 from pesarail.payments import gateway
 from pesarail.payments import services as payments
-from pesarail.payments.models import IntentStatus, PaymentIntent
+from pesarail.payments.models import IntentStatus, PaymentAttempt, PaymentIntent
 from pesarail.providers.models import ProviderAccount
 from pesarail.providers.registry import PROVIDERS
 from pesarail.tenants.models import Customer, Merchant
@@ -347,6 +347,11 @@ def pay(session: CheckoutSession, *, provider: str, phone: str) -> CheckoutSessi
         sync(session)
         raise SessionClosed("This payment link has expired.", code="session_expired")
 
+    if _attempts_made(session) >= _max_attempts():
+        raise ApplicationError(
+            "Too many tries on this payment link. Go back to the shop and start again.",
+            code="too_many_attempts", status=429)
+
     if (intent is not None and intent.status in (IntentStatus.FAILED, IntentStatus.CANCELLED)
             and intent.phone == e164 and intent.provider == provider):
         if not intent.failure_retryable:
@@ -364,6 +369,20 @@ def pay(session: CheckoutSession, *, provider: str, phone: str) -> CheckoutSessi
     CheckoutSession.objects.filter(pk=session.pk).update(last_phone=e164,
                                                          updated_at=timezone.now())
     return sync(session)
+
+
+def _max_attempts() -> int:
+    return int(getattr(settings, "PESARAIL_CHECKOUT_MAX_ATTEMPTS", 10))
+
+
+def _attempts_made(session: CheckoutSession) -> int:
+    """Prompts sent for this session so far, over all its intents (a cap keeps a leaked
+    link from being used to send prompt after prompt to phones)."""
+    if session.intent_count == 0:
+        return 0
+    return PaymentAttempt.objects.filter(
+        intent__merchant_id=session.merchant_id,
+        intent__idempotency_key__startswith=session.intent_key_prefix).count()
 
 
 def _start_intent(session: CheckoutSession, provider: str, e164: str) -> PaymentIntent:

@@ -187,7 +187,7 @@ def status(request: HttpRequest, session_id: str) -> HttpResponse:
     if services.refresh_if_stale(session):
         session = services.sync(session)
     raw = request.GET.get("n", "0")
-    n = min(int(raw), _POLL_MAX_N) if raw.isdigit() else 0
+    n = min(int(raw), _POLL_MAX_N) if raw.isascii() and raw.isdigit() and len(raw) < 7 else 0
     context = _context(request, session, n=n)
     if context["panel"] == "waiting":
         return render(request, f"{PAGE}#poller", context)

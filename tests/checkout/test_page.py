@@ -404,3 +404,26 @@ def test_late_success_on_an_older_intent_completes_the_session(
     assert services.sync(session).status == SessionStatus.COMPLETE
     assert services.sync(session).payment_id == old.pk
 
+
+
+def test_a_link_cannot_send_prompt_after_prompt(
+        client: Client, session: CheckoutSession, daraja_sandbox: DarajaSandbox,
+        quick_refresh: None, settings: Any) -> None:
+    settings.PESARAIL_CHECKOUT_MAX_ATTEMPTS = 2
+    for _ in range(2):
+        pay(client, session)
+        [prompt] = [p for p in daraja_sandbox.sim.prompts("254708374149")
+                    if p["status"] == "open"]
+        daraja_sandbox.answer(prompt["checkout_request_id"], "cancel")
+        assert "Payment cancelled" in html(client.get(page_url(session, "status/"), **HX))
+    third = html(pay(client, session, "0712 345 678"))
+    assert "Too many tries on this payment link." in third
+    assert pushes(daraja_sandbox) == 2
+
+
+def test_poll_numbers_are_read_strictly(client: Client, session: CheckoutSession) -> None:
+    pay(client, session)
+    for raw in ("²", "9" * 5000, "-1", ""):
+        response = client.get(page_url(session, "status/"), {"n": raw}, **HX)
+        assert response.status_code == 200
+        assert "?n=1" in html(response)
