@@ -21,6 +21,7 @@ Whatever happens to a known payment, the provider gets the acknowledgement it ex
 from __future__ import annotations
 
 import hashlib
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ log = get_logger("pesarail.payments.callbacks")
 
 MAX_STORED_BODY = 64 * 1024
 ADOPT_WINDOW = timedelta(days=1)
+PUSH_ANSWER_WAIT = 3.0
 
 #: Daraja's reject shape, also used before we know which adapter to ask.
 REJECTED_BODY: dict[str, Any] = {"ResultCode": 1, "ResultDesc": "Rejected"}
@@ -156,6 +158,10 @@ def _match_and_apply(record: CallbackRecord, account: ProviderAccount,
     attempt = (PaymentAttempt.objects
                .filter(provider=account.provider, checkout_request_id=reference,
                        provider_account=account).first())
+    if attempt is None and attempt_hint and _wait_for_push(account, attempt_hint):
+        attempt = (PaymentAttempt.objects
+                   .filter(provider=account.provider, checkout_request_id=reference,
+                           provider_account=account).first())
     if attempt is None:
         attempt = _adopt(account, event, attempt_hint)
     if attempt is None:
@@ -224,6 +230,21 @@ def _contradicted(record: CallbackRecord, attempt: PaymentAttempt, adapter: Paym
         _finish(record, CallbackStatus.FLAGGED, "contradicted_by_query", reason)
     log.warning("callback_contradicted", callback_id=record.pk, attempt_id=attempt.pk)
     return _ack(adapter, True, record)
+
+
+def _wait_for_push(account: ProviderAccount, attempt_id: str) -> bool:
+    """A result can overtake the push's own answer (the provider calls back before we
+    have recorded its reference). Give the push up to PUSH_ANSWER_WAIT seconds to be
+    recorded, so results apply in order. True if the attempt's push was in flight."""
+    in_flight = PaymentAttempt.objects.filter(
+        pk=attempt_id, provider_account=account, state=AttemptState.CREATED,
+        push_outcome=PushOutcome.NOT_SENT, checkout_request_id__isnull=True)
+    if not in_flight.exists():
+        return False
+    deadline = time.monotonic() + PUSH_ANSWER_WAIT
+    while in_flight.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
 
 
 def _adopt(account: ProviderAccount, event: ProviderEvent,

@@ -151,6 +151,7 @@ class Env:
 @pytest.fixture
 def env(app_server: AppServer, daraja_sandbox: DarajaSandbox, tenant: Tenant,
         make_daraja_account: Callable[..., Any]) -> Iterator[Env]:
+    daraja_sandbox.sim.update_config(auto_answer_seconds=0.15)
     with app_server.db():
         account = make_daraja_account()
     yield Env(server=app_server, sandbox=daraja_sandbox, tenant=tenant, account=account)

@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from pesarail.api.models import IdempotencyRecord
 from pesarail.ledger.models import JournalEntry
 from pesarail.payments.models import PaymentAttempt, PaymentIntent
+from pesarail.providers.models import ProviderAccount
+from pesarail.providers.services import create_account
 from pesarail.tenants import services as tenants
 from pesarail.wallets import services as wallets
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, Tenant
 from tests.payments.conftest import Env
 from tests.sandbox_fixtures import PHONES
 
@@ -23,6 +26,15 @@ def _error(response: Any, status: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ create
+
+
+@pytest.fixture
+def offline_account(tenant: Tenant) -> ProviderAccount:
+    return create_account(
+        tenant.merchant, provider="mpesa_ke", name="Offline", environment="custom",
+        base_url="http://127.0.0.1:9", config={"shortcode": "174379"},
+        credentials={"consumer_key": "offline-key", "consumer_secret": "offline-secret",
+                     "passkey": "offline-passkey"})
 
 
 @pytest.mark.parametrize(("changes", "field", "code"), [
@@ -39,22 +51,24 @@ def _error(response: Any, status: int) -> dict[str, Any]:
     ({"metadata": ["not", "an", "object"]}, "metadata", "validation_error"),
     ({"customer": "cus_nope"}, "customer", "not_found"),
 ])
+@pytest.mark.django_db
 def test_invalid_requests_are_refused_before_anything_is_sent(
-        env: Env, changes: dict[str, Any], field: str, code: str) -> None:
+        merchant_client: APIClient, offline_account: ProviderAccount,
+        changes: dict[str, Any], field: str, code: str) -> None:
+    """Refused before an intent exists (so before any provider call: the account points
+    at a closed port and nothing is sent)."""
     body = {"amount": "10.00", "currency": "KES", "provider": "mpesa_ke",
             "phone_number": PHONES["success"], **changes}
     body = {k: v for k, v in body.items() if v is not None}
-    response = env.server.api(env.tenant.api_key, "POST", "/payments/", json=body,
-                              idempotency_key="bad-1")
-    assert response.status_code in (400, 404), response.text
+    response = merchant_client.post("/api/v1/payments/", body, format="json",
+                                    HTTP_IDEMPOTENCY_KEY="bad-1")
+    assert response.status_code in (400, 404), response.content
     error = response.json()["error"]
     assert error["code"] == code
     assert field in error["fields"]
-    assert env.sandbox.stats()["pushes"] == 0
-    with env.server.db():
-        assert not PaymentIntent.objects.exists()
-        # Rejected before running: the key is free for the corrected request.
-        assert not IdempotencyRecord.objects.exists()
+    assert not PaymentIntent.objects.exists()
+    # Rejected before running: the key is free for the corrected request.
+    assert not IdempotencyRecord.objects.exists()
 
 
 def test_idempotency_key_is_required(env: Env) -> None:

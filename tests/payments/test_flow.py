@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pesarail.ledger.models import Account, AccountKind, JournalEntry
 from pesarail.payments.models import AttemptState, CallbackRecord, CallbackStatus, PaymentEvent
 from pesarail.providers.mpesa_ke import RESULT_CODES
@@ -49,28 +47,38 @@ def test_success_end_to_end(env: Env) -> None:
         assert record.token_hash and record.token_hash != env.account.callback_token
 
 
-@pytest.mark.parametrize(("phone", "status", "code"), [
+SCRIPTED = [  # phone, final status, result code
     (PHONES["cancelled"], "cancelled", "1032"),
     (PHONES["insufficient_funds"], "failed", "1"),
     (PHONES["unreachable"], "expired", "1037"),
     (PHONES["wrong_pin"], "failed", "2001"),
     (PHONES["busy"], "failed", "1001"),
     (PHONES["expired"], "expired", "1019"),
-], ids=["cancelled", "insufficient_funds", "unreachable", "wrong_pin", "busy", "expired"])
-def test_scripted_failures(env: Env, phone: str, status: str, code: str) -> None:
-    response = env.create(phone, "10.00")
-    assert response.status_code == 201, response.text
-    intent = env.wait_status(response.json()["id"], status)
-    assert intent.failure_code == code
-    assert intent.failure_message == RESULT_CODES[code].message
-    assert intent.failure_retryable is RESULT_CODES[code].retryable
-    assert intent.ledger_entry_id is None
-    detail = env.get(intent.pk)
-    assert detail["failure"] == {"code": code, "message": RESULT_CODES[code].message,
-                                 "retryable": RESULT_CODES[code].retryable}
-    assert detail["events"][-1]["to_status"] == status
-    assert detail["attempts"][0]["state"] in {AttemptState.FAILED, AttemptState.CANCELLED,
-                                              AttemptState.EXPIRED}
+]
+
+
+def test_scripted_failures(env: Env) -> None:
+    """Every scripted failure at once (six phones, six prompts): each ends in its
+    status with the adapter's message, and nothing reaches the ledger."""
+    created = {}
+    for phone, status, code in SCRIPTED:
+        response = env.create(phone, "10.00")
+        assert response.status_code == 201, response.text
+        created[response.json()["id"]] = (status, code)
+    for intent_id, (status, code) in created.items():
+        intent = env.wait_status(intent_id, status)
+        assert intent.failure_code == code, (status, code)
+        assert intent.failure_message == RESULT_CODES[code].message
+        assert intent.failure_retryable is RESULT_CODES[code].retryable
+        assert intent.ledger_entry_id is None
+        detail = env.get(intent.pk)
+        assert detail["failure"] == {"code": code, "message": RESULT_CODES[code].message,
+                                     "retryable": RESULT_CODES[code].retryable}
+        assert detail["events"][-1]["to_status"] == status
+        assert [e["kind"] for e in detail["events"]] == ["created", "prompt_sent",
+                                                         f"payment_{status}"]
+        assert detail["attempts"][0]["state"] in {AttemptState.FAILED, AttemptState.CANCELLED,
+                                                  AttemptState.EXPIRED}
     with env.server.db():
         assert not JournalEntry.objects.exists()
-        assert PaymentEvent.objects.filter(intent_id=intent.pk).count() == 3
+        assert PaymentEvent.objects.count() == 3 * len(SCRIPTED)
