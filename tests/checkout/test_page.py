@@ -99,7 +99,8 @@ def test_page_is_under_the_strict_csp_with_no_third_party_assets(
 
 def test_htmx_is_vendored_with_its_licence_and_served_locally(client: Client) -> None:
     for path in ("checkout/vendor/htmx.min.js", "checkout/checkout.js",
-                 "checkout/checkout.css", "sandbox_phone/phone.css", "sandbox_phone/phone.js"):
+                 "checkout/checkout.css", "checkout/favicon.svg", "sandbox_phone/phone.css",
+                 "sandbox_phone/phone.js"):
         assert finders.find(path), path
     licence = Path(finders.find("checkout/vendor/htmx.LICENSE.txt")).read_text()
     assert "Zero-Clause BSD" in licence
