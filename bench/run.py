@@ -83,8 +83,13 @@ class ScenarioReport:
         return self.invariants_ok and self.errors == 0
 
 
+class HardStop(BaseException):
+    """A scenario ran past the hard stop. A BaseException, so that no ``except
+    Exception`` in the code under test (e.g. a reconciler loop) can swallow it."""
+
+
 def _alarm(signum: int, frame: Any) -> None:
-    raise TimeoutError(f"bench: scenario exceeded the hard stop of {HARD_STOP_SECONDS} s")
+    raise HardStop(f"bench: scenario exceeded the hard stop of {HARD_STOP_SECONDS} s")
 
 
 def run_scenario(ctx: Context, scenario: str) -> ScenarioReport:
@@ -223,9 +228,14 @@ def main(argv: list[str] | None = None) -> int:
                 report = run_scenario(ctx, scenario)
                 report.figures["wall_seconds"] = round(time.monotonic() - started, 1)
                 reports.append(report)
+                # written at once, so an interrupted `all` keeps what it measured
+                write_report(ctx, scenario, [report], header)
         except KeyboardInterrupt:
             print("bench: interrupted; stopping everything", file=sys.stderr)
             return 130
+        except HardStop as exc:
+            print(f"{exc}; stopping everything. FAIL", file=sys.stderr)
+            return 124
         finally:
             ctx.procs.stop_all()
             if not args.keep_db:

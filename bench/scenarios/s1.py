@@ -116,6 +116,7 @@ def run(ctx: Context) -> ScenarioReport:
     ours = to_result(fixed, ctx.seconds, cpu, name="pesarail, provider 1 s")
     print(f"S1 ours: {ours.throughput_per_s:.1f}/s p99 {ours.p99_ms:.0f} ms "
           f"errors {ours.errors} dropped {ours.dropped}", flush=True)
+    web.wait_quiet(servers)
     servers.sandbox("config", {"stkpush_latency": LOGNORMAL})
     log_seconds = max(1.0, ctx.seconds / 2)
     (lognormal,), _, cpu2 = run_streams([initiation_stream(
@@ -125,6 +126,7 @@ def run(ctx: Context) -> ScenarioReport:
                         name="pesarail, provider log-normal p50 1 s p99 3 s")
     print(f"S1 ours (log-normal): {ours_ln.throughput_per_s:.1f}/s p99 "
           f"{ours_ln.p99_ms:.0f} ms", flush=True)
+    web.wait_quiet(servers)
     sandbox_stats = web.settle(servers)
     expected = fixed.statuses.get(201, 0) + lognormal.statuses.get(201, 0)
     invariants = web.payment_checks(servers, sandbox_stats=sandbox_stats,

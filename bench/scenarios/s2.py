@@ -147,7 +147,7 @@ def run(ctx: Context) -> ScenarioReport:
     pending = invariants["nothing_pending_past_window"]
     unsent = len(intents) - counters["unique_sent"]
     pending["never_called_back"] = unsent
-    pending["ok"] = pending["stale"] <= unsent and pending["open_now"] == unsent
+    pending["ok"] = pending["stale"] == 0 and pending["seeded_open"] == unsent
     figures: dict[str, Any] = {**counters, **callback_figures()}
     records = figures["callback_records"]
     figures["duplicates_rejected"] = int(records.get("duplicate", 0))
