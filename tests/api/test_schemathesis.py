@@ -7,6 +7,7 @@ documented, content types right.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +24,24 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", applicati
 
 
 @pytest.fixture
-def merchant_key(db: None) -> str:
+def keep_db_connection() -> Iterator[None]:
+    """Requests go straight to the WSGI app, so Django would close the test's database
+    connection at the end of each (PostgreSQL then fails with "connection is closed").
+    Keep it open, as django.test.Client does."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def merchant_key(db: None, keep_db_connection: None) -> str:
     cache.clear()
     _merchant, new = services.create_merchant("Schema Shop")
     return new.secret
