@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 x = intents[i]
                 body = web.stk_callback(x["checkout"], x["merchant_request"], x["amount"],
                                         x["phone"], f"R{i:09d}")
-                r = client.post(f"{seed['hook_path']}?attempt={x['attempt']}", body,
+                r = client.post(f"{seed['hook_path']}{x['attempt']}/", body,
                                 content_type="application/json")
                 assert r.status_code == 200, r.content
             elif args.path == "poll":

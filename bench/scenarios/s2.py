@@ -103,7 +103,7 @@ def callback_stream(seed: dict[str, Any], port: int, intents: list[dict[str, Any
         x = intents[n]
         body = web.stk_callback(x["checkout"], x["merchant_request"], x["amount"], x["phone"],
                                 f"R{n:09d}"[-10:])
-        return Req("POST", f"{seed['hook_path']}?attempt={x['attempt']}", body,
+        return Req("POST", f"{seed['hook_path']}{x['attempt']}/", body,
                    {"Content-Type": "application/json"})
 
     def check(req: Req, resp: Resp) -> str | None:
