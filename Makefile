@@ -20,13 +20,14 @@ PYTHON_BIN := $(shell $(find_python))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv browser demo test test-sqlite test-postgres lint typecheck schemathesis clean
+.PHONY: help venv browser bench demo test test-sqlite test-postgres lint typecheck schemathesis clean
 
 help:
 	@echo "make demo    # create the environment, migrate, start web + worker + sandbox, print URLs and a demo key"
 	@echo "make test    # create the environment and run the whole suite (SQLite)"
 	@echo "make test-postgres  # the suite against PostgreSQL (DATABASE_URL or the local server)"
 	@echo "make lint typecheck schemathesis"
+	@echo "make bench   # benchmarks S0-S4 on local PostgreSQL (SCENARIO=S3 BENCH_SECONDS=20); docs/performance.md"
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON_BIN)" ]; then echo "error: no Python >= 3.12 found (tried python3.13, python3.12, pyenv, python3)" >&2; exit 1; fi
@@ -68,6 +69,12 @@ typecheck: $(STAMP)
 
 schemathesis: $(STAMP)
 	$(VENV)/bin/pytest -q tests/api/test_schemathesis.py
+
+SCENARIO ?= all
+BENCH_SECONDS ?= 20
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.run $(SCENARIO) --seconds $(BENCH_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pesarail .pytest_cache .mypy_cache .ruff_cache

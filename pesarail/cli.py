@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         print(HELP)
         return 0
     command = args[0].replace("-", "_")
+    if command == "bench":
+        # The benchmark sets up its own servers and settings; it needs none here.
+        from pesarail.common.management.commands.bench import run_bench
+
+        return run_bench(args[1:])
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module_for(command)
     if command == "serve" and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Must be set before prometheus_client is imported so every gunicorn worker
