@@ -65,7 +65,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check pesarail tests $$(test -d bench && echo bench)
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy $$(for d in common api tenants ledger wallets providers payments; do test -d pesarail/$$d && echo pesarail/$$d; done)
+	$(VENV)/bin/mypy $$(for d in common api tenants ledger wallets providers payments checkout sandbox_phone; do test -d pesarail/$$d && echo pesarail/$$d; done)
 
 schemathesis: $(STAMP)
 	$(VENV)/bin/pytest -q tests/api/test_schemathesis.py
