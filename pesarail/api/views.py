@@ -43,23 +43,15 @@ class StrictQueryParamsMixin:
             raise ValidationError(
                 {name or "(empty)": ["Unknown query parameter."] for name in unknown}
             )
-        self._refuse_empty_choices(request)
+        self._refuse_empty_values(request)
 
-    def _refuse_empty_choices(self, request: Request) -> None:
-        """``?status=`` is not "any status": a filter with a fixed set of values (choice,
-        boolean) given an empty value is a 400, not silently ignored."""
-        import django_filters
-
-        filterset_class = getattr(self, "filterset_class", None)
-        if filterset_class is None or getattr(self, "action", None) != "list":
-            return
-        strict = (django_filters.ChoiceFilter, django_filters.MultipleChoiceFilter,
-                  django_filters.BooleanFilter)
+    def _refuse_empty_values(self, request: Request) -> None:
+        """``?status=`` is not "any status" and ``?cursor=`` is not the first page: an
+        empty value is a 400 (leave the parameter out instead), never silently ignored."""
         errors = {
-            name: ["Must not be empty."]
-            for name, flt in filterset_class.base_filters.items()
-            if isinstance(flt, strict) and name in request.query_params
-            and any(v == "" for v in request.query_params.getlist(name))
+            name: ["Must not be empty; leave the parameter out instead."]
+            for name in request.query_params
+            if any(v == "" for v in request.query_params.getlist(name))
         }
         if errors:
             raise ValidationError(errors)

@@ -143,3 +143,17 @@ def test_metrics_counts_by_route_and_status(merchant_client: APIClient) -> None:
     response = APIClient().get("/metrics")
     assert response["Content-Type"].startswith("text/plain")
     assert "pesarail_http_request_duration_seconds_bucket" in response.content.decode()
+
+
+def test_unknown_and_empty_query_params_are_refused(merchant_client: APIClient) -> None:
+    typo = assert_error(merchant_client.get("/api/v1/customers/?usernam=amina"), 400,
+                        "invalid_request_error")
+    assert typo["fields"] == {"usernam": ["Unknown query parameter."]}
+    empty = assert_error(merchant_client.get("/api/v1/customers/?username="), 400,
+                         "invalid_request_error")
+    assert list(empty["fields"]) == ["username"]
+    assert_error(merchant_client.get("/api/v1/customers/?cursor="), 400, "invalid_request_error")
+    assert_error(merchant_client.get("/api/v1/customers/?limit=0"), 400, "invalid_request_error")
+    assert_error(merchant_client.get("/api/v1/customers/?limit=abc"), 400,
+                 "invalid_request_error")
+    assert merchant_client.get("/api/v1/customers/?limit=200").status_code == 200
