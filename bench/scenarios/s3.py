@@ -191,4 +191,4 @@ def run(ctx: Context) -> ScenarioReport:
 def _pool_settings() -> Any:
     from django.conf import settings
 
-    return settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    return dict(settings.DATABASES["default"].get("OPTIONS") or {}).get("pool")

@@ -113,7 +113,7 @@ def serve_config() -> dict[str, Any]:
         "server": "gunicorn gthread",
         "workers": int(os.environ.get("PESARAIL_WORKERS", "2")),
         "threads": int(os.environ.get("PESARAIL_THREADS", "16")),
-        "db_pool": settings.DATABASES["default"].get("OPTIONS", {}).get("pool"),
+        "db_pool": dict(settings.DATABASES["default"].get("OPTIONS") or {}).get("pool"),
         "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE"),
         "settings": "pesarail.settings.production",
         "throttle_rate": "lifted for the run (PESARAIL_API_THROTTLE_RATE)",
