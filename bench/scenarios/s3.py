@@ -191,4 +191,5 @@ def run(ctx: Context) -> ScenarioReport:
 def _pool_settings() -> Any:
     from django.conf import settings
 
-    return dict(settings.DATABASES["default"].get("OPTIONS") or {}).get("pool")
+    options: Any = settings.DATABASES["default"].get("OPTIONS") or {}
+    return options.get("pool")

@@ -113,7 +113,7 @@ def serve_config() -> dict[str, Any]:
         "server": "gunicorn gthread",
         "workers": int(os.environ.get("PESARAIL_WORKERS", "2")),
         "threads": int(os.environ.get("PESARAIL_THREADS", "16")),
-        "db_pool": dict(settings.DATABASES["default"].get("OPTIONS") or {}).get("pool"),
+        "db_pool": _pool(settings),
         "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE"),
         "settings": "pesarail.settings.production",
         "throttle_rate": "lifted for the run (PESARAIL_API_THROTTLE_RATE)",
@@ -280,3 +280,8 @@ def start_profiler(ctx: Context, servers: Servers, name: str, seconds: float) ->
             spy, "record", "--subprocesses", "--nonblocking", "--rate", "50", "--format", fmt,
             "-d", str(int(seconds)), "-o", f"{out}{suffix}", "-p", str(servers.serve_pid)],
             dict(__import__("os").environ))
+
+
+def _pool(settings: Any) -> Any:
+    options: Any = settings.DATABASES["default"].get("OPTIONS") or {}
+    return options.get("pool")
