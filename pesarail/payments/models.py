@@ -164,6 +164,9 @@ class PaymentAttempt(TimestampedModel):
     resolved_at = models.DateTimeField(null=True, blank=True)
     last_queried_at = models.DateTimeField(null=True, blank=True)
     query_count = models.PositiveIntegerField(default=0)
+    reconcile_lease_until = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Set while a reconciler works on the attempt (so no other one does).")
     ledger_entry = models.ForeignKey("ledger.JournalEntry", null=True, blank=True,
                                      on_delete=models.PROTECT, related_name="+")
 

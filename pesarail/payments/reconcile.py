@@ -13,9 +13,10 @@ Run every minute by :func:`pesarail.payments.tasks.reconcile_pending`:
   answered) cannot be queried: it waits for a callback until expiry, then expires.
 
 Each run handles at most ``PESARAIL_RECONCILE_BATCH_SIZE`` attempts. Candidates are
-claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL) and stamped with
-``last_queried_at`` in that transaction, so two workers never query the same attempt;
-the queries themselves run outside any transaction.
+claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL) and given a lease
+(``reconcile_lease_until``) in that transaction; the lease is released when the attempt
+is done (or runs out after ``LEASE`` if the worker died). So two workers never work on
+the same attempt, whatever the thresholds; the queries run outside any transaction.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from pesarail.payments.models import OPEN_ATTEMPT_STATES, PaymentAttempt
 from pesarail.providers.base import ProviderError, ProviderUnavailable
 
 log = get_logger("pesarail.payments.reconcile")
+
+#: How long a claimed attempt stays reserved for one reconciler if it never finishes.
+LEASE = timedelta(minutes=5)
 
 # query_attempt() outcomes besides the ApplyOutcome values.
 PENDING = "pending"
@@ -72,9 +76,10 @@ def _due(now: datetime) -> Any:
     not_recently_asked = Q(last_queried_at__isnull=True) | Q(last_queried_at__lte=cutoff)
     stale = Q(requested_at__lte=cutoff, checkout_request_id__isnull=False)
     expired = Q(intent__expires_at__lte=now)
+    free = Q(reconcile_lease_until__isnull=True) | Q(reconcile_lease_until__lt=now)
     return (PaymentAttempt.objects
             .filter(state__in=OPEN_ATTEMPT_STATES)
-            .filter(not_recently_asked & (stale | expired))
+            .filter(free & not_recently_asked & (stale | expired))
             .order_by(F("last_queried_at").asc(nulls_first=True), "requested_at", "id"))
 
 
@@ -84,8 +89,29 @@ def _claim(now: datetime, limit: int) -> list[str]:
                    .values_list("pk", flat=True)[:limit])
         if ids:
             PaymentAttempt.objects.filter(pk__in=ids).update(
-                last_queried_at=now, query_count=F("query_count") + 1)
+                last_queried_at=now, query_count=F("query_count") + 1,
+                reconcile_lease_until=now + LEASE)
     return ids
+
+
+def _release(attempt_id: str) -> None:
+    PaymentAttempt.objects.filter(pk=attempt_id).update(reconcile_lease_until=None)
+
+
+def reconcile_one(attempt_id: str) -> str:
+    """The per-attempt task: take the lease (skip if another reconciler holds it), ask
+    the provider / expire, release."""
+    now = timezone.now()
+    free = Q(reconcile_lease_until__isnull=True) | Q(reconcile_lease_until__lt=now)
+    taken = PaymentAttempt.objects.filter(free, pk=attempt_id).update(
+        reconcile_lease_until=now + LEASE, last_queried_at=now,
+        query_count=F("query_count") + 1)
+    if not taken:
+        return "busy"
+    try:
+        return reconcile_attempt(attempt_id, now=now)
+    finally:
+        _release(attempt_id)
 
 
 def reconcile_attempt(attempt_id: str, *, now: datetime | None = None) -> str:
@@ -143,6 +169,8 @@ def reconcile_pending(*, now: datetime | None = None, limit: int | None = None
         except Exception:
             log.exception("payment_reconcile_failed", attempt_id=attempt_id)
             outcome = "error"
+        finally:
+            _release(attempt_id)
         counts[outcome] = counts.get(outcome, 0) + 1
     if ids:
         log.info("payment_reconcile_run", **counts)

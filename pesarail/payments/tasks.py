@@ -19,4 +19,4 @@ def reconcile_pending() -> dict[str, int]:
 @task
 def reconcile_attempt(attempt_id: str) -> str:
     """Resolve one attempt now (query, or expire when it is past expiry)."""
-    return reconcile.reconcile_attempt(attempt_id)
+    return reconcile.reconcile_one(attempt_id)

@@ -274,3 +274,21 @@ def test_attempt_id_in_the_url_cannot_reach_another_accounts_attempt(
         assert (record.status, record.reason_code) == (CallbackStatus.REJECTED,
                                                        "unknown_checkout")
     assert env.intent(body["id"]).status == "processing"
+
+
+def test_a_leased_attempt_is_left_to_the_reconciler_holding_it(env: Env,
+                                                               reconcile_now: None) -> None:
+    env.sandbox.sim.update_config(auto_answer_seconds=60)
+    body = env.create(PHONES["success"]).json()
+    attempt_id = body["attempts"][0]["id"]
+    with env.server.db():
+        leased = timezone.now() + timedelta(minutes=1)
+        PaymentAttempt.objects.filter(pk=attempt_id).update(reconcile_lease_until=leased)
+        assert tasks.reconcile_attempt.call(attempt_id) == "busy"
+        assert reconcile.reconcile_pending() == {"checked": 0}
+        PaymentAttempt.objects.filter(pk=attempt_id).update(reconcile_lease_until=None)
+        assert tasks.reconcile_attempt.call(attempt_id) == "pending"
+        assert reconcile.reconcile_pending() == {"checked": 1, "pending": 1}
+        attempt = PaymentAttempt.objects.get(pk=attempt_id)
+    assert attempt.reconcile_lease_until is None  # released after each run
+    assert attempt.query_count == 2
