@@ -3,29 +3,14 @@ Corrections are reversing entries made through :mod:`pesarail.ledger.services`."
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 from unfold.admin import ModelAdmin, TabularInline
 
+from pesarail.common.admin import ReadOnlyAdminMixin
 from pesarail.ledger.models import Account, Hold, JournalEntry, Posting
 
 
-class ReadOnlyMixin:
-    """No add/change/delete permission (so no bulk delete action either)."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class PostingInline(ReadOnlyMixin, TabularInline):
+class PostingInline(ReadOnlyAdminMixin, TabularInline):
     model = Posting
     extra = 0
     can_delete = False
@@ -34,7 +19,7 @@ class PostingInline(ReadOnlyMixin, TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(ReadOnlyMixin, ModelAdmin):
+class AccountAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["id", "kind", "merchant", "customer", "provider_account_id", "currency",
                     "balance", "held", "allow_negative", "updated_at"]
     list_filter = ["kind", "currency", "allow_negative"]
@@ -47,7 +32,7 @@ class AccountAdmin(ReadOnlyMixin, ModelAdmin):
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(ReadOnlyMixin, ModelAdmin):
+class JournalEntryAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["id", "kind", "merchant", "currency", "cause_type", "cause_id",
                     "idempotency_key", "created_at"]
     list_filter = ["kind", "currency"]
@@ -60,7 +45,7 @@ class JournalEntryAdmin(ReadOnlyMixin, ModelAdmin):
 
 
 @admin.register(Hold)
-class HoldAdmin(ReadOnlyMixin, ModelAdmin):
+class HoldAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["id", "account", "amount", "currency", "state", "created_at",
                     "resolved_at"]
     list_filter = ["state", "currency"]

@@ -6,29 +6,16 @@ the state table), a callback is never edited. Staff read, filter and search.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 
+from pesarail.common.admin import ReadOnlyAdminMixin
 from pesarail.common.phone import mask_phone
 from pesarail.payments.models import CallbackRecord, PaymentAttempt, PaymentEvent, PaymentIntent
 
 
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class AttemptInline(ReadOnlyMixin, TabularInline):
+class AttemptInline(ReadOnlyAdminMixin, TabularInline):
     model = PaymentAttempt
     extra = 0
     fields = ["number", "state", "push_outcome", "checkout_request_id", "result_code",
@@ -37,7 +24,7 @@ class AttemptInline(ReadOnlyMixin, TabularInline):
     show_change_link = False
 
 
-class EventInline(ReadOnlyMixin, TabularInline):
+class EventInline(ReadOnlyAdminMixin, TabularInline):
     model = PaymentEvent
     extra = 0
     fields = ["created_at", "kind", "from_status", "to_status", "message", "attempt"]
@@ -46,7 +33,7 @@ class EventInline(ReadOnlyMixin, TabularInline):
 
 
 @admin.register(PaymentIntent)
-class PaymentIntentAdmin(ReadOnlyMixin, ModelAdmin):
+class PaymentIntentAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["id", "merchant", "kind", "status", "amount", "masked_phone", "reference",
                     "needs_review", "late_success", "created_at"]
     list_filter = ["status", "kind", "provider", "needs_review", "late_success"]
@@ -72,7 +59,7 @@ class PaymentIntentAdmin(ReadOnlyMixin, ModelAdmin):
 
 
 @admin.register(CallbackRecord)
-class CallbackRecordAdmin(ReadOnlyMixin, ModelAdmin):
+class CallbackRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ["id", "provider", "status", "reason_code", "checkout_request_id",
                     "result_code", "source_ip", "received_at"]
     list_filter = ["provider", "status", "reason_code"]

@@ -14,15 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.core.handlers.wsgi import WSGIHandler
-from django.db import connections
 
-from pesarail.sandbox.server import SandboxServer
+from tests.live_app import serve_test_app
 from tests.sandbox_fixtures import *  # noqa: F403
 from tests.sandbox_fixtures import DarajaSandbox, LoopbackGuard
 
@@ -58,35 +56,8 @@ class CheckoutServer:
 
 @pytest.fixture
 def checkout_server(transactional_db: None, settings: Any) -> Iterator[CheckoutServer]:
-    conn = connections["default"]
-    shared = conn.vendor == "sqlite" and conn.is_in_memory_db()
-    lock = threading.RLock() if shared else None
-    handler = WSGIHandler()
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if lock is None:
-            return handler(environ, start_response)  # type: ignore[no-any-return]
-        with lock:
-            connections["default"] = conn
-            response = handler(environ, start_response)
-            try:
-                return [b"".join(response)]
-            finally:
-                close = getattr(response, "close", None)
-                if close is not None:
-                    close()
-
-    if shared:
-        conn.inc_thread_sharing()
-    server = SandboxServer(app)  # type: ignore[arg-type]
-    server.start()
-    settings.PESARAIL_BASE_URL = server.url
-    try:
-        yield CheckoutServer(url=server.url, lock=lock)
-    finally:
-        server.stop()
-        if shared:
-            conn.dec_thread_sharing()
+    with serve_test_app(settings) as (url, lock):
+        yield CheckoutServer(url=url, lock=lock)
 
 
 @pytest.fixture

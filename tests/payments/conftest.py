@@ -13,19 +13,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from django.core.handlers.wsgi import WSGIHandler
-from django.db import connection, connections
+from django.db import connection
 
 from pesarail.ledger.audit import run_audit
 from pesarail.payments.models import PaymentIntent
-from pesarail.sandbox.server import SandboxServer
 from tests.factories import Tenant
+from tests.live_app import serve_test_app
 from tests.sandbox_fixtures import *  # noqa: F403
 from tests.sandbox_fixtures import PHONES, DarajaSandbox, LoopbackGuard
 
@@ -66,37 +65,12 @@ class AppServer:
 
 @pytest.fixture
 def app_server(transactional_db: None, settings: Any) -> Iterator[AppServer]:
-    conn = connections["default"]
-    shared = conn.vendor == "sqlite" and conn.is_in_memory_db()
-    lock = threading.RLock() if shared else None
-    handler = WSGIHandler()
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if lock is None:
-            return handler(environ, start_response)  # type: ignore[no-any-return]
-        with lock:
-            connections["default"] = conn
-            response = handler(environ, start_response)
-            try:
-                return [b"".join(response)]
-            finally:
-                close = getattr(response, "close", None)
-                if close is not None:
-                    close()
-
-    if shared:
-        conn.inc_thread_sharing()
-    server = SandboxServer(app)  # type: ignore[arg-type]
-    server.start()
-    settings.PESARAIL_BASE_URL = server.url
-    app_server = AppServer(url=server.url, lock=lock)
-    try:
-        yield app_server
-    finally:
-        server.stop()
-        app_server.http.close()
-        if shared:
-            conn.dec_thread_sharing()
+    with serve_test_app(settings) as (url, lock):
+        app_server = AppServer(url=url, lock=lock)
+        try:
+            yield app_server
+        finally:
+            app_server.http.close()
 
 
 @dataclass
