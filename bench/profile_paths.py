@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_paths")
     parser.add_argument("path", choices=["callback", "poll", "initiate", "transfer"])
     parser.add_argument("-n", type=int, default=300)
+    parser.add_argument("--plain", action="store_true",
+                        help="no profiler: only CPU and wall per request (before/after)")
     args = parser.parse_args(argv)
     home = Path(os.environ.get("PESARAIL_HOME") or infra.REPO / ".pesarail").resolve()
     out = home / "bench"
@@ -89,16 +91,18 @@ def main(argv: list[str] | None = None) -> int:
             "\n\n".join(q["sql"] for q in captured.captured_queries) + "\n")
         profiler = Profiler(interval=0.0005)
         cpu0, wall0 = time.process_time(), time.monotonic()
-        profiler.start()
+        if not args.plain:
+            profiler.start()
         for i in range(args.n):
             one(i)
-        profiler.stop()
         cpu = (time.process_time() - cpu0) / args.n * 1000
         wall = (time.monotonic() - wall0) / args.n * 1000
-        text = profiler.output_text(unicode=True, color=False)
-        (out / f"profile-{args.path}.txt").write_text(text)
-        (out / f"profile-{args.path}.html").write_text(profiler.output_html())
-        print(text[:6000])
+        if not args.plain:
+            profiler.stop()
+            text = profiler.output_text(unicode=True, color=False)
+            (out / f"profile-{args.path}.txt").write_text(text)
+            (out / f"profile-{args.path}.html").write_text(profiler.output_html())
+            print(text[:6000])
         kinds = {k: statements.count(k) for k in sorted(set(statements))}
         print(f"{args.path}: {len(statements)} SQL statements per request {kinds}")
         print(f"{args.path}: {cpu:.2f} ms CPU, {wall:.2f} ms wall per request "

@@ -95,19 +95,34 @@ def _finish(record: CallbackRecord, status: str, reason_code: str = "", reason: 
             **fields: Any) -> None:
     CallbackRecord.objects.filter(pk=record.pk).update(
         status=status, reason_code=reason_code[:40], reason=reason[:500],
-        processed_at=timezone.now(), **fields)
+        processed_at=timezone.now(), **{**_learned(record), **fields})
+
+
+def _learned(record: CallbackRecord) -> dict[str, Any]:
+    """What processing found out so far (written with the record's final update)."""
+    learned: dict[str, Any] | None = getattr(record, "_learned", None)
+    if learned is None:
+        learned = {}
+        setattr(record, "_learned", learned)  # noqa: B010 (not a model field)
+    return learned
 
 
 def handle(inbound: Inbound) -> Answer:
-    """Store, authenticate, dedupe, confirm and apply one callback."""
+    """Store, authenticate, dedupe, confirm and apply one callback.
+
+    Two commits on the common path: the raw record, then one transaction that applies
+    the result *and* records on the row what was learned (account, reference, attempt,
+    outcome). What is learned along the way is collected on the record (:func:`_learned`) and
+    written with whichever final update the callback reaches."""
     record = store_raw(inbound)
+    learned = _learned(record)
     try:
         return _process(record, inbound)
     except Exception:
         log.exception("callback_processing_failed", callback_id=record.pk)
         CallbackRecord.objects.filter(pk=record.pk).update(
             status=CallbackStatus.ERROR, error=traceback.format_exc()[-4000:],
-            processed_at=timezone.now())
+            processed_at=timezone.now(), **learned)
         # Stored; the payment is resolved by the reconciler. Acknowledge so the provider
         # does not keep a payment hostage to our bug.
         return Answer(200, {"ResultCode": 0, "ResultDesc": "Accepted"}, record.pk)
@@ -127,7 +142,7 @@ def _process(record: CallbackRecord, inbound: Inbound) -> Answer:
         log.warning("callback_rejected", callback_id=record.pk, reason="unknown_token",
                     source_ip=inbound.source_ip)
         return Answer(403, REJECTED_BODY, record.pk)
-    CallbackRecord.objects.filter(pk=record.pk).update(provider_account=account)
+    _learned(record)["provider_account"] = account
     if not gateway.ip_allowed(account, inbound.source_ip):
         _finish(record, CallbackStatus.REJECTED, "ip_not_allowed",
                 f"Source IP {inbound.source_ip} is not in the account's allow-list.")
@@ -153,8 +168,8 @@ def _match_and_apply(record: CallbackRecord, account: ProviderAccount,
         _finish(record, CallbackStatus.REJECTED, "malformed", f"Malformed callback: {exc}")
         return _ack(adapter, False, record)
     reference = event.provider_reference
-    CallbackRecord.objects.filter(pk=record.pk).update(
-        checkout_request_id=reference[:100], result_code=event.result_code[:40])
+    _learned(record).update(checkout_request_id=reference[:100],
+                            result_code=event.result_code[:40])
     attempt = (PaymentAttempt.objects
                .filter(provider=account.provider, checkout_request_id=reference,
                        provider_account=account).first())
@@ -169,7 +184,7 @@ def _match_and_apply(record: CallbackRecord, account: ProviderAccount,
                 f"No payment attempt of this account has the reference {reference[:60]!r}.")
         log.warning("callback_rejected", callback_id=record.pk, reason="unknown_checkout")
         return _ack(adapter, False, record)
-    CallbackRecord.objects.filter(pk=record.pk).update(attempt=attempt)
+    _learned(record)["attempt"] = attempt
 
     dedupe_key = f"{reference}:{event.result_code}"[:200]
     if CallbackRecord.objects.filter(provider=account.provider, dedupe_key=dedupe_key).exists():
@@ -185,7 +200,9 @@ def _match_and_apply(record: CallbackRecord, account: ProviderAccount,
             return _contradicted(record, attempt, adapter, event, confirmed, dedupe_key)
 
     outcome = services.apply_result(attempt.pk, event, source="callback",
-                                    callback_id=record.pk, dedupe_key=dedupe_key)
+                                    callback_id=record.pk, dedupe_key=dedupe_key,
+                                    intent_id=attempt.intent_id,
+                                    callback_fields=_learned(record))
     if outcome is ApplyOutcome.DUPLICATE:
         _finish(record, CallbackStatus.DUPLICATE, "duplicate",
                 "The same result was already received.")

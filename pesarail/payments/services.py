@@ -20,7 +20,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from pesarail.common.errors import ApplicationError, Conflict, Unprocessable
@@ -169,10 +169,12 @@ def _open_attempt(intent: PaymentIntent) -> PaymentAttempt:
     number = intent.attempt_count + 1
     try:
         with transaction.atomic():
+            # Created only to be pushed at once, so ``requested_at`` is stamped here
+            # rather than by a separate (separately committed) update before the push.
             attempt = PaymentAttempt.objects.create(
                 intent=intent, number=number, provider=intent.provider,
                 provider_account_id=intent.provider_account_id, phone=intent.phone,
-                state=AttemptState.CREATED,
+                state=AttemptState.CREATED, requested_at=timezone.now(),
             )
     except IntegrityError:
         busy = (PaymentAttempt.objects
@@ -208,7 +210,6 @@ def send_push(attempt_id: str) -> None:
         return
     intent = attempt.intent
     account = attempt.provider_account
-    PaymentAttempt.objects.filter(pk=attempt.pk).update(requested_at=timezone.now())
     request = ChargeRequest(
         intent_id=intent.pk, attempt_id=attempt.pk, money=intent.money,
         phone_e164=intent.phone, reference=intent.reference or intent.pk,
@@ -217,8 +218,10 @@ def send_push(attempt_id: str) -> None:
         # timed out before the provider told us its reference.
         callback_url=f"{account.callback_url.rstrip('/')}/{attempt.pk}/",
     )
+    adapter = gateway.adapter_for(account)
+    release_db_connection()
     try:
-        started = gateway.adapter_for(account).start_charge(request)
+        started = adapter.start_charge(request)
     except ProviderTimeout as exc:
         _record_push_unknown(attempt.pk, exc.message, exc.code or "timeout")
     except ProviderUnavailable as exc:
@@ -244,11 +247,28 @@ def send_push(attempt_id: str) -> None:
         callbacks.reprocess_orphans(account, started.provider_reference)
 
 
-def _lock(attempt_id: str) -> tuple[PaymentIntent, PaymentAttempt]:
-    """Lock the intent, then the attempt (the one lock order)."""
-    intent_id = PaymentAttempt.objects.values_list("intent_id", flat=True).get(pk=attempt_id)
+def release_db_connection() -> None:
+    """Give a pooled database connection back to the pool before waiting on a provider.
+
+    Django returns a pooled connection only when the request ends, so a thread waiting
+    a second for an STK push would keep one of the pool's few connections idle for that
+    second, and the pool, not the CPU, would cap how many pushes can be in flight. The
+    next query takes a connection from the pool again. Outside a pool (SQLite, tests)
+    and inside a transaction this does nothing."""
+    if connection.in_atomic_block or getattr(connection, "pool", None) is None:
+        return
+    connection.close()
+
+
+def _lock(attempt_id: str, intent_id: str | None = None
+          ) -> tuple[PaymentIntent, PaymentAttempt]:
+    """Lock the intent, then the attempt (the one lock order). An attempt never moves to
+    another intent, so a caller that read ``intent_id`` before may pass it."""
+    if intent_id is None:
+        intent_id = (PaymentAttempt.objects.values_list("intent_id", flat=True)
+                     .get(pk=attempt_id))
     intent = PaymentIntent.objects.select_for_update().get(pk=intent_id)
-    attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+    attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id, intent_id=intent_id)
     return intent, attempt
 
 
@@ -335,19 +355,24 @@ def apply_result(
     source: str,
     callback_id: str | None = None,
     dedupe_key: str | None = None,
+    intent_id: str | None = None,
+    callback_fields: dict[str, Any] | None = None,
 ) -> ApplyOutcome:
     """Apply a final provider result to an attempt and its intent, atomically: the
     status change, its event and (for a success) the ledger posting commit together.
 
     ``source`` is ``"callback"`` or ``"status_query"``. With ``callback_id`` and
     ``dedupe_key`` the callback's dedupe key is claimed inside the same transaction, so
-    of many identical callbacks exactly one applies and the rest are DUPLICATE.
+    of many identical callbacks exactly one applies and the rest are DUPLICATE, and
+    ``callback_fields`` (what intake learned: account, reference, attempt) are written
+    on the callback row in the same final UPDATE as its outcome. ``intent_id``, when the
+    caller already knows the attempt's intent, saves a lookup.
     """
     if event.pending:
         raise ValueError("apply_result needs a final result")
     now = timezone.now()
     with transaction.atomic():
-        intent, attempt = _lock(attempt_id)
+        intent, attempt = _lock(attempt_id, intent_id)
         problems = (_verify_success(intent, event, source)
                     if event.status is PaymentStatus.SUCCEEDED else [])
         if problems:
@@ -365,11 +390,13 @@ def apply_result(
             else:
                 outcome, note = _apply_failure(intent, attempt, event, source, now)
         if callback_id:
-            CallbackRecord.objects.filter(pk=callback_id).update(
-                status=CALLBACK_STATUS_FOR[outcome], reason=note[:500], attempt=attempt,
-                reason_code="" if outcome is ApplyOutcome.APPLIED else outcome.value,
-                processed_at=now,
-            )
+            CallbackRecord.objects.filter(pk=callback_id).update(**{
+                **(callback_fields or {}),
+                "status": CALLBACK_STATUS_FOR[outcome], "reason": note[:500],
+                "attempt": attempt,
+                "reason_code": "" if outcome is ApplyOutcome.APPLIED else outcome.value,
+                "processed_at": now,
+            })
     log.info("payment_result_applied", intent_id=intent.pk, attempt_id=attempt.pk,
              outcome=outcome.value, status=event.status.value, source=source)
     return outcome

@@ -234,3 +234,58 @@ def test_reconciler_resolves_a_flagged_payment_by_query(env: Env, held: dict[str
     assert intent.status == "succeeded" and intent.needs_review
     with env.server.db():
         assert JournalEntry.objects.get().postings.get(amount__gt=0).amount == 1000
+
+
+def test_a_first_delivery_costs_two_commits_and_records_everything(
+        env: Env, held: dict[str, Any]) -> None:
+    """Store the raw callback (one commit), then apply it and record on its row what was
+    learned in one transaction: no separate autocommitted updates of the row (each would
+    wait for its own WAL flush)."""
+    from django.db import connection
+
+    from pesarail.payments import callbacks
+
+    writes: list[tuple[str, bool]] = []
+
+    def spy(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        verb = sql.lstrip().split(None, 1)[0].upper()
+        if verb in {"INSERT", "UPDATE", "DELETE"}:
+            table = sql.split('"')[1] if '"' in sql else ""
+            writes.append((f"{verb} {table}", connection.in_atomic_block))
+        return execute(sql, params, many, context)
+
+    path = env.account.callback_url.rstrip("/").split("/")
+    inbound = callbacks.Inbound(
+        provider="mpesa_ke", token=path[-1], method="POST",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(held["payload"]).encode(), source_ip="127.0.0.1")
+    with connection.execute_wrapper(spy):
+        answer = callbacks.handle(inbound)
+    assert (answer.status, answer.body) == (200, ACCEPTED)
+    outside = [what for what, atomic in writes if not atomic]
+    assert outside == ["INSERT payments_callbackrecord"]
+    assert [w for w, _ in writes].count("UPDATE payments_callbackrecord") == 2  # claim, outcome
+    record = CallbackRecord.objects.get(pk=answer.record_id)
+    assert record.status == CallbackStatus.APPLIED
+    assert record.provider_account_id == env.account.pk
+    assert record.checkout_request_id == held["checkout"]
+    assert record.result_code == "0"
+    assert record.attempt_id is not None and record.dedupe_key == f"{held['checkout']}:0"
+    assert env.intent(held["intent"]).status == "succeeded"
+
+
+def test_a_rejected_callback_still_records_what_was_learned(
+        env: Env, held: dict[str, Any]) -> None:
+    """A callback for a reference no attempt has is kept with its account, reference
+    and result code, in the one final update."""
+    payload = copy.deepcopy(held["payload"])
+    payload["Body"]["stkCallback"]["CheckoutRequestID"] = "ws_CO_nobody_knows_this"
+    response = _post(env, payload)
+    assert (response.status_code, response.json()) == (200, REJECTED)
+    with env.server.db():
+        record = CallbackRecord.objects.get()
+        assert (record.status, record.reason_code) == (CallbackStatus.REJECTED,
+                                                       "unknown_checkout")
+        assert record.provider_account_id == env.account.pk
+        assert record.checkout_request_id == "ws_CO_nobody_knows_this"
+        assert record.result_code == "0" and record.attempt_id is None
