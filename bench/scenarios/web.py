@@ -112,7 +112,7 @@ def serve_config() -> dict[str, Any]:
         "command": "pesarail serve " + " ".join(SERVE_ARGS),
         "server": "gunicorn gthread",
         "workers": int(os.environ.get("PESARAIL_WORKERS", "2")),
-        "threads": int(os.environ.get("PESARAIL_THREADS", "16")),
+        "threads": int(os.environ.get("PESARAIL_THREADS", "64")),
         "db_pool": _pool(settings),
         "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE"),
         "settings": "pesarail.settings.production",

@@ -122,16 +122,14 @@ def create_payment(spec: PaymentSpec) -> tuple[PaymentIntent, bool]:
     gateway.precheck(spec.account, spec.money, spec.phone)
     intent, attempt, created = _create_intent(spec)
     if created and attempt is not None:
-        send_push(attempt.pk)
+        attempt.provider_account = spec.account
+        send_push(attempt.pk, loaded=attempt)
         intent.refresh_from_db()
     return intent, created
 
 
 def _create_intent(spec: PaymentSpec) -> tuple[PaymentIntent, PaymentAttempt | None, bool]:
-    existing = PaymentIntent.objects.filter(merchant_id=spec.merchant.pk,
-                                            idempotency_key=spec.idempotency_key).first()
-    if existing is not None:
-        return existing, None, False
+    # No look-up first: the unique (merchant, idempotency_key) decides a replay below.
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -144,12 +142,12 @@ def _create_intent(spec: PaymentSpec) -> tuple[PaymentIntent, PaymentAttempt | N
                 description=spec.description, reference=spec.reference,
                 metadata=spec.metadata,
                 expires_at=now + timedelta(seconds=gateway.stk_timeout_seconds(spec.account)),
-                idempotency_key=spec.idempotency_key,
+                idempotency_key=spec.idempotency_key, attempt_count=1,
             )
             what = "Wallet top-up" if spec.wallet is not None else "Payment"
             states.append_event(intent, "created", to_status=S.PENDING,
                                 message=f"{what} of {spec.money.format()} created.")
-            attempt = _open_attempt(intent)
+            attempt = _open_attempt(intent, counted=True)
     except IntegrityError:
         existing = PaymentIntent.objects.filter(merchant_id=spec.merchant.pk,
                                                 idempotency_key=spec.idempotency_key).first()
@@ -162,11 +160,12 @@ def _create_intent(spec: PaymentSpec) -> tuple[PaymentIntent, PaymentAttempt | N
     return intent, attempt, True
 
 
-def _open_attempt(intent: PaymentIntent) -> PaymentAttempt:
+def _open_attempt(intent: PaymentIntent, *, counted: bool = False) -> PaymentAttempt:
     """Insert the next attempt (state ``created``). The partial unique indexes refuse a
     second open prompt on the same phone and account (-> PhoneBusy) and a second open
-    attempt on the same intent."""
-    number = intent.attempt_count + 1
+    attempt on the same intent. ``counted``: the intent row was written with this
+    attempt already in ``attempt_count`` (a new intent), so it is not updated again."""
+    number = intent.attempt_count if counted else intent.attempt_count + 1
     try:
         with transaction.atomic():
             # Created only to be pushed at once, so ``requested_at`` is stamped here
@@ -193,19 +192,24 @@ def _open_attempt(intent: PaymentIntent) -> PaymentAttempt:
             raise Conflict("This payment already has an attempt in progress.",
                            code="attempt_in_progress") from None
         raise
-    PaymentIntent.objects.filter(pk=intent.pk).update(attempt_count=number)
-    intent.attempt_count = number
+    if not counted:
+        PaymentIntent.objects.filter(pk=intent.pk).update(attempt_count=number)
+        intent.attempt_count = number
     return attempt
 
 
 # --------------------------------------------------------------------------- push
 
 
-def send_push(attempt_id: str) -> None:
+def send_push(attempt_id: str, *, loaded: PaymentAttempt | None = None) -> None:
     """Call the provider for an attempt in state ``created`` and record the answer.
-    Runs outside any transaction (the provider call must never hold a lock)."""
-    attempt = (PaymentAttempt.objects.select_related("intent", "provider_account")
-               .get(pk=attempt_id))
+    Runs outside any transaction (the provider call must never hold a lock).
+
+    ``loaded``: the attempt as its creator just committed it (with ``intent`` and
+    ``provider_account`` set), which saves reading it back."""
+    attempt = loaded if loaded is not None and loaded.pk == attempt_id else (
+        PaymentAttempt.objects.select_related("intent", "provider_account")
+        .get(pk=attempt_id))
     if attempt.state != AttemptState.CREATED:
         return
     intent = attempt.intent
@@ -223,7 +227,8 @@ def send_push(attempt_id: str) -> None:
     try:
         started = adapter.start_charge(request)
     except ProviderTimeout as exc:
-        _record_push_unknown(attempt.pk, exc.message, exc.code or "timeout")
+        _record_push_unknown(attempt.pk, exc.message, exc.code or "timeout",
+                             intent_id=intent.pk)
     except ProviderUnavailable as exc:
         _record_push_failure(attempt.pk, code="provider_unavailable", message=exc.message,
                              provider_code=exc.code, retryable=True,
@@ -241,7 +246,7 @@ def send_push(attempt_id: str) -> None:
         _record_push_unknown(attempt.pk, "An internal error interrupted the request to the "
                              "provider; the outcome is unknown.", "internal_error")
     else:
-        _record_push_accepted(attempt.pk, started)
+        _record_push_accepted(attempt.pk, started, intent_id=intent.pk)
         from pesarail.payments import callbacks
 
         callbacks.reprocess_orphans(account, started.provider_reference)
@@ -279,9 +284,10 @@ def _update_attempt(attempt: PaymentAttempt, **fields: Any) -> None:
         setattr(attempt, name, value)
 
 
-def _record_push_accepted(attempt_id: str, started: ChargeStarted) -> None:
+def _record_push_accepted(attempt_id: str, started: ChargeStarted, *,
+                          intent_id: str | None = None) -> None:
     with transaction.atomic():
-        intent, attempt = _lock(attempt_id)
+        intent, attempt = _lock(attempt_id, intent_id)
         refs = {"checkout_request_id": started.provider_reference,
                 "merchant_request_id": started.secondary_reference or ""}
         if attempt.state != AttemptState.CREATED:
@@ -305,9 +311,10 @@ def _record_push_accepted(attempt_id: str, started: ChargeStarted) -> None:
              checkout_request_id=started.provider_reference)
 
 
-def _record_push_unknown(attempt_id: str, message: str, code: str) -> None:
+def _record_push_unknown(attempt_id: str, message: str, code: str, *,
+                         intent_id: str | None = None) -> None:
     with transaction.atomic():
-        intent, attempt = _lock(attempt_id)
+        intent, attempt = _lock(attempt_id, intent_id)
         if attempt.state != AttemptState.CREATED:
             return
         _update_attempt(attempt, state=AttemptState.UNKNOWN, push_outcome=PushOutcome.TIMEOUT,

@@ -38,7 +38,9 @@ _override: httpx.Client | None = None
 def _build() -> httpx.Client:
     return httpx.Client(
         timeout=DEFAULT_TIMEOUT,
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20,
+        # Above the serving threads of a process (PESARAIL_THREADS): a push waits on
+        # the provider for seconds, and every waiting thread holds one connection.
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=64,
                             keepalive_expiry=30.0),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,

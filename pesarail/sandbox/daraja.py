@@ -583,6 +583,9 @@ class DarajaSimulator:
             on_delivery=self._on_delivery,
             check_url=self._check_callback_url,
             name="daraja-sandbox",
+            # Daraja delivers callbacks concurrently; a handful of senders would make a
+            # busy receiver's latency throttle every later callback.
+            senders=16,
         )
         self._init_state(self._initial_config)
 

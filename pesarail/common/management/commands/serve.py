@@ -19,8 +19,12 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--workers", type=int, default=int(os.environ.get(
             "PESARAIL_WORKERS", "2")))
+        # Threads per worker. A payment initiation waits about a second on the
+        # provider's STK push with no CPU and no database connection held (see
+        # payments.services.release_db_connection), so the thread count, not the CPU,
+        # would otherwise cap initiations in flight: workers x threads >= rate x latency.
         parser.add_argument("--threads", type=int, default=int(os.environ.get(
-            "PESARAIL_THREADS", "16")))
+            "PESARAIL_THREADS", "64")))
         parser.add_argument("--timeout", type=int, default=60)
 
     def handle(self, *args: Any, **options: Any) -> None:
