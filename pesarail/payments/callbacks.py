@@ -187,7 +187,7 @@ def _match_and_apply(record: CallbackRecord, account: ProviderAccount,
     _learned(record)["attempt"] = attempt
 
     dedupe_key = f"{reference}:{event.result_code}"[:200]
-    if CallbackRecord.objects.filter(provider=account.provider, dedupe_key=dedupe_key).exists():
+    if already_received(account.provider, dedupe_key):
         _finish(record, CallbackStatus.DUPLICATE, "duplicate",
                 "The same result was already received.")
         return _ack(adapter, True, record)
@@ -207,6 +207,12 @@ def _match_and_apply(record: CallbackRecord, account: ProviderAccount,
         _finish(record, CallbackStatus.DUPLICATE, "duplicate",
                 "The same result was already received.")
     return _ack(adapter, True, record)
+
+
+def already_received(provider: str, dedupe_key: str) -> bool:
+    """Whether a callback with this (reference, result code) was already applied. A fast
+    path only: the unique key claimed inside the apply transaction is what decides."""
+    return CallbackRecord.objects.filter(provider=provider, dedupe_key=dedupe_key).exists()
 
 
 def _confirm(record: CallbackRecord, attempt: PaymentAttempt, adapter: PaymentProvider,
