@@ -64,7 +64,32 @@ def ensure_postgres() -> None:
     _wait_port(PG_HOST, PG_PORT, 30)
 
 
+_exclusive: Any = None
+
+
+def exclusive() -> None:
+    """Hold the machine's one benchmark lock until this process exits.
+
+    Two runs at once would measure each other, and both drop and recreate the same
+    ``pesarail_bench`` database: a second run waits here for the first to end."""
+    global _exclusive
+    import fcntl
+    import tempfile
+
+    if _exclusive is not None:
+        return
+    handle = open(Path(tempfile.gettempdir()) / "pesarail-bench.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("bench: another benchmark is running on this machine; waiting for it",
+              flush=True)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    _exclusive = handle
+
+
 def recreate_database() -> None:
+    exclusive()
     psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     psql(f"CREATE DATABASE {BENCH_DB}")
 
