@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from bench import infra
 
@@ -61,8 +62,29 @@ def main(argv: list[str] | None = None) -> int:
         client = Client(HTTP_AUTHORIZATION=f"Token {seed['api_key']}")
         intents = s2.seed_intents(_Ctx(), seed, args.n + 10, phone_base=0)  # type: ignore[arg-type]
 
+        accounts: list[Any] = []
+        if args.path == "transfer":
+            from pesarail.common.money import Money
+            from pesarail.ledger import services as ledger
+            from pesarail.ledger.models import AccountKind
+            from pesarail.tenants import services as tenants
+
+            owner, _key = tenants.create_merchant(f"profile-transfer-{_Ctx.run_id}")
+            suspense = ledger.get_or_create_account(AccountKind.SUSPENSE, owner.pk, "KES")
+            for n in range(2):
+                customer = tenants.create_customer(owner, username=f"profile-{n}")
+                accounts.append(ledger.get_or_create_account(
+                    AccountKind.CUSTOMER_WALLET, owner.pk, "KES", customer_id=customer.pk))
+            ledger.post(legs=[ledger.Leg(accounts[0], 10**9), ledger.Leg(accounts[1], 10**9),
+                              ledger.Leg(suspense, -2 * 10**9)],
+                        currency="KES", idempotency_key=f"profile-funding-{_Ctx.run_id}")
+
         def one(i: int) -> None:
-            if args.path == "callback":
+            if args.path == "transfer":
+                ledger.transfer(source=accounts[i % 2], destination=accounts[1 - i % 2],
+                                money=Money(100, "KES"),
+                                idempotency_key=f"profile-transfer-{_Ctx.run_id}-{i}")
+            elif args.path == "callback":
                 x = intents[i]
                 body = web.stk_callback(x["checkout"], x["merchant_request"], x["amount"],
                                         x["phone"], f"R{i:09d}")
