@@ -32,7 +32,7 @@ from pesarail.api.views import StrictQueryParamsMixin
 from pesarail.common.errors import NotFound, ValidationFailed
 from pesarail.common.money import Money, MoneyError
 from pesarail.common.phone import PhoneError, normalize_phone
-from pesarail.payments import gateway, services
+from pesarail.payments import gateway, render, services
 from pesarail.payments.models import IntentKind, IntentStatus, PaymentIntent
 from pesarail.payments.serializers import (
     PaymentCreateSerializer,
@@ -64,10 +64,18 @@ def _phone(raw: str, country: str) -> str:
                                fields={"phone_number": [str(exc)]}) from exc
 
 
-def _detail(intent: PaymentIntent) -> dict[str, Any]:
-    fresh = (PaymentIntent.objects.select_related("provider_account")
-             .prefetch_related("attempts").get(pk=intent.pk))
-    return dict(PaymentIntentDetailSerializer(fresh).data)
+def _detail(intent: PaymentIntent, *, reload: bool = True) -> dict[str, Any]:
+    """The body of every single-payment answer (``PaymentIntentDetailSerializer``'s
+    shape, rendered by :mod:`pesarail.payments.render`): the intent, its attempts, its
+    events; three queries at most.
+
+    ``reload`` reads the intent row again: the services change it after the caller
+    loaded it. ``retrieve`` has just read it and passes False. The provider account is
+    never loaded: its credentials would be decrypted for nothing.
+    """
+    if reload:
+        intent = PaymentIntent.objects.get(pk=intent.pk)
+    return render.intent_detail(intent, render.attempts_of(intent), render.events_of(intent))
 
 
 @extend_schema_field({"type": "string", "enum": ["true", "false"]})
@@ -126,8 +134,7 @@ class PaymentViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin,
                      viewsets.GenericViewSet[PaymentIntent]):
     """M-Pesa (and later other) payments: an intent, its attempts and its timeline."""
 
-    queryset = (PaymentIntent.objects.select_related("provider_account")
-                .prefetch_related("attempts"))
+    queryset = PaymentIntent.objects.all()
     serializer_class = PaymentIntentSerializer
     permission_classes = [IsMerchantOrCustomer]
     customer_lookup = "customer"
@@ -144,6 +151,27 @@ class PaymentViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin,
         if empty:  # django-filter would ignore them: ?status= is a client bug, say so
             raise DRFValidationError({name: ["May not be empty."] for name in empty})
         return super().filter_queryset(queryset)
+
+    def get_queryset(self) -> QuerySet[Any]:
+        queryset = super().get_queryset()  # scoped to the principal
+        # Never the provider account for what is only shown: nothing shown needs it, and
+        # loading it decrypts its credentials (for every row of a list). A single intent's
+        # attempts are one plain query in _detail (cheaper than prefetch_related).
+        if self.action == "list":
+            return queryset.prefetch_related("attempts")
+        if self.action == "retry":  # retry_payment checks the account is active
+            return queryset.select_related("provider_account")
+        return queryset
+
+    # The serializers define the shapes (and the schema); the bodies are rendered by
+    # pesarail.payments.render, which gives the same JSON without building serializer
+    # fields for every request.
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        if page is None:
+            return Response([render.payment_intent(intent) for intent in queryset])
+        return self.get_paginated_response([render.payment_intent(intent) for intent in page])
 
     def get_serializer_class(self) -> Any:
         if self.action == "list":
@@ -197,7 +225,7 @@ class PaymentViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin,
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """A payment with its attempts and its event timeline."""
-        return Response(_detail(self._intent(kwargs.get("pk"))))
+        return Response(_detail(self._intent(kwargs.get("pk")), reload=False))
 
     @extend_schema(request=None, responses={
         **DETAIL_RESPONSE,
