@@ -555,13 +555,13 @@ def _save_accounts(accounts: Iterable[Account]) -> None:
 @functools.cache
 def _update_account_sql() -> str:
     quote = connection.ops.quote_name
-    meta = Account._meta
-    sets = ", ".join(f"{quote(meta.get_field(name).column)} = %s"
+    columns: dict[str, str] = {f.name: str(f.column) for f in Account._meta.concrete_fields}
+    sets = ", ".join(f"{quote(columns[name])} = %s"
                      for name in ("balance", "held", "version", "updated_at"))
     # Only model metadata (table and column names) goes into the text; values are
     # parameters.
-    return (f"UPDATE {quote(meta.db_table)} SET {sets} "  # noqa: S608
-            f"WHERE {quote(meta.get_field('id').column)} = %s")
+    return (f"UPDATE {quote(str(Account._meta.db_table))} SET {sets} "  # noqa: S608
+            f"WHERE {quote(columns['id'])} = %s")
 
 
 def _copy_back(fresh: Iterable[Account], stale: Iterable[Account]) -> None:

@@ -217,8 +217,8 @@ class PaymentViewSet(StrictQueryParamsMixin, ScopedQuerysetMixin,
                 idempotency_key=services.idempotency_backstop(
                     "create", _scope(principal), request.headers.get(HEADER, "")),
             )
-            intent, created = services.create_payment(spec)
-            return Response(_detail(intent),
+            intent, created = services.create_payment(spec)  # returns a fresh intent
+            return Response(_detail(intent, reload=False),
                             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
         return run_idempotent(request, principal, handler)
@@ -295,8 +295,8 @@ class WalletTopUpView(StrictQueryParamsMixin, ScopedQuerysetMixin, APIView):
                 idempotency_key=services.idempotency_backstop(
                     f"top_up:{wallet.pk}", _scope(principal), request.headers.get(HEADER, "")),
             )
-            intent, created = services.create_payment(spec)
-            return Response(_detail(intent),
+            intent, created = services.create_payment(spec)  # returns a fresh intent
+            return Response(_detail(intent, reload=False),
                             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
         return run_idempotent(request, principal, handler)
