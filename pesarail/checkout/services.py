@@ -231,8 +231,11 @@ def sync(session: CheckoutSession) -> CheckoutSession:
     """Re-read the session and bring its status in line with its payment and the clock:
     paid -> ``complete``; past ``expires_at`` with no payment in flight -> ``expired``."""
     for _ in range(3):
+        # The page shows the account's environment; its credentials are read (and
+        # decrypted) only if something calls the provider, not on every status poll.
         session = (CheckoutSession.objects.select_related("merchant", "payment",
                                                            "payment__provider_account")
+                   .defer("payment__provider_account__credentials")
                    .get(pk=session.pk))
         if session.status == SessionStatus.COMPLETE:
             return session

@@ -57,12 +57,10 @@ def poll_delay_ms(n: int) -> int:
 def _load(session_id: str) -> CheckoutSession:
     if not session_id.startswith("cs_") or len(session_id) > 32:
         raise Http404("No such checkout session.")
-    session = (CheckoutSession.objects
-               .select_related("merchant", "payment", "payment__provider_account")
-               .filter(pk=session_id).first())
-    if session is None:
-        raise Http404("No such checkout session.")
-    return services.sync(session)
+    try:  # sync reads the session (once) and brings its status up to date
+        return services.sync(CheckoutSession(pk=session_id))
+    except CheckoutSession.DoesNotExist:
+        raise Http404("No such checkout session.") from None
 
 
 def _is_htmx(request: HttpRequest) -> bool:

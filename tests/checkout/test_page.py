@@ -428,3 +428,23 @@ def test_poll_numbers_are_read_strictly(client: Client, session: CheckoutSession
         response = client.get(page_url(session, "status/"), {"n": raw}, **HX)
         assert response.status_code == 200
         assert "?n=1" in html(response)
+
+
+def test_a_status_poll_decrypts_no_credentials(
+        client: Client, session: CheckoutSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page polls every second or so; the provider account's credentials are read
+    (and decrypted) only when the provider is called, never to render the status."""
+    from pesarail.providers import crypto
+
+    pay(client, session)
+    calls: list[int] = []
+    real = crypto.decrypt
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(crypto, "decrypt", counting)
+    response = client.get(page_url(session, "status/?n=1"), **HX)
+    assert response.status_code == 200 and 'id="poller"' in html(response)
+    assert calls == []
