@@ -27,7 +27,7 @@ help:
 	@echo "make test    # create the environment and run the whole suite (SQLite)"
 	@echo "make test-postgres  # the suite against PostgreSQL (DATABASE_URL or the local server)"
 	@echo "make lint typecheck schemathesis"
-	@echo "make bench   # benchmarks S0-S4 on local PostgreSQL (SCENARIO=S3 BENCH_SECONDS=20); docs/performance.md"
+	@echo "make bench   # benchmarks S0-S4 on local PostgreSQL (SCENARIO=S3 BENCH_SECONDS=10); docs/performance.md"
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON_BIN)" ]; then echo "error: no Python >= 3.12 found (tried python3.13, python3.12, pyenv, python3)" >&2; exit 1; fi
@@ -71,7 +71,7 @@ schemathesis: $(STAMP)
 	$(VENV)/bin/pytest -q tests/api/test_schemathesis.py
 
 SCENARIO ?= all
-BENCH_SECONDS ?= 20
+BENCH_SECONDS ?= 10
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run $(SCENARIO) --seconds $(BENCH_SECONDS)

@@ -177,8 +177,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", choices=[*SCENARIOS, "all"],
                         type=lambda s: s if s == "all" else s.upper())
-    parser.add_argument("--seconds", type=float, default=20.0,
-                        help="measured seconds per load phase (default 20, at most 120)")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="measured seconds per load phase (default 10, at most 30, so "
+                             "that every scenario ends well within its 290 s hard stop)")
     parser.add_argument("--rate", type=float, default=None,
                         help="override the offered rate of the scenario's main phase")
     parser.add_argument("--profile", action="store_true",
@@ -187,8 +188,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-db", action="store_true",
                         help="keep the pesarail_bench database after the run")
     args = parser.parse_args(argv)
-    if not 1 <= args.seconds <= 120:
-        parser.error("--seconds must be between 1 and 120")
+    if not 1 <= args.seconds <= 30:
+        parser.error("--seconds must be between 1 and 30")
     return args
 
 
