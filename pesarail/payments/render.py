@@ -79,7 +79,8 @@ def events_of(intent: PaymentIntent) -> list[PaymentEvent]:
 
 
 def next_action(intent: PaymentIntent, attempts: list[PaymentAttempt]) -> dict[str, Any] | None:
-    """``PaymentIntentSerializer.get_next_action``; ``attempts`` sorted by number."""
+    """The ``next_action`` of an intent (the serializer delegates here); ``attempts``
+    sorted by number."""
     if intent.status not in _OPEN_INTENT:
         return None
     open_attempts = [a for a in attempts if a.is_open]
@@ -99,7 +100,7 @@ def next_action(intent: PaymentIntent, attempts: list[PaymentAttempt]) -> dict[s
 
 
 def failure(intent: PaymentIntent) -> dict[str, Any] | None:
-    """``PaymentIntentSerializer.get_failure``."""
+    """The ``failure`` of an intent (the serializer delegates here)."""
     if not intent.failure_code and not intent.failure_message:
         return None
     return {"code": intent.failure_code, "message": intent.failure_message,
@@ -108,7 +109,8 @@ def failure(intent: PaymentIntent) -> dict[str, Any] | None:
 
 def provider_references(intent: PaymentIntent, attempts: list[PaymentAttempt]
                         ) -> dict[str, Any]:
-    """``PaymentIntentSerializer.get_provider_references``; ``attempts`` by number."""
+    """The ``provider_references`` of an intent (the serializer delegates here);
+    ``attempts`` by number."""
     known = [a for a in attempts if a.checkout_request_id]
     attempt = known[-1] if known else None
     return {

@@ -9,9 +9,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from pesarail.common.money import Money
-from pesarail.common.phone import mask_phone
+from pesarail.payments import render
 from pesarail.payments.models import (
-    AttemptState,
     IntentKind,
     IntentStatus,
     PaymentAttempt,
@@ -146,41 +145,19 @@ class PaymentIntentSerializer(serializers.ModelSerializer[PaymentIntent]):
     def get_amount(self, intent: PaymentIntent) -> str:
         return Money(intent.amount_minor, intent.currency).to_decimal_string()
 
+    # The logic lives in pesarail.payments.render (which renders the API's bodies); the
+    # serializer keeps the shapes for the schema and delegates the values.
     @extend_schema_field(NextActionSerializer(allow_null=True))
     def get_next_action(self, intent: PaymentIntent) -> dict[str, Any] | None:
-        if intent.status not in (IntentStatus.PENDING, IntentStatus.PROCESSING):
-            return None
-        open_attempts = [a for a in _attempts(intent) if a.is_open]
-        if not open_attempts:
-            return None
-        attempt = open_attempts[-1]
-        if attempt.state == AttemptState.PENDING:
-            message = str((attempt.next_action or {}).get("message")
-                          or "Check your phone and enter your M-Pesa PIN.")
-        elif attempt.state == AttemptState.UNKNOWN:
-            message = ("If a payment prompt appears on your phone, enter your M-Pesa PIN. "
-                       "We are confirming the request with M-Pesa.")
-        else:
-            message = "Sending the payment prompt to your phone…"
-        return {"type": "phone_prompt", "phone": mask_phone(intent.phone), "message": message,
-                "expires_at": serializers.DateTimeField().to_representation(intent.expires_at)}
+        return render.next_action(intent, _attempts(intent))
 
     @extend_schema_field(FailureSerializer(allow_null=True))
     def get_failure(self, intent: PaymentIntent) -> dict[str, Any] | None:
-        if not intent.failure_code and not intent.failure_message:
-            return None
-        return {"code": intent.failure_code, "message": intent.failure_message,
-                "retryable": intent.failure_retryable}
+        return render.failure(intent)
 
     @extend_schema_field(ProviderReferencesSerializer())
     def get_provider_references(self, intent: PaymentIntent) -> dict[str, Any]:
-        known = [a for a in _attempts(intent) if a.checkout_request_id]
-        attempt = known[-1] if known else None
-        return {
-            "checkout_request_id": attempt.checkout_request_id if attempt else None,
-            "merchant_request_id": (attempt.merchant_request_id or None) if attempt else None,
-            "receipt": intent.provider_receipt or None,
-        }
+        return render.provider_references(intent, _attempts(intent))
 
 
 class PaymentIntentDetailSerializer(PaymentIntentSerializer):
